@@ -1,0 +1,251 @@
+"""Dataset manifests (TOML): speakers, pipelines, and the (speaker, pipeline) cases they make."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError
+
+MODES = ("one-shot", "dubbing", "person-specific")
+CALIBRATION = "calibration"  # mode of the pipelines talkbench derives from each reference
+PLACEHOLDERS = {"speaker", "pipeline", "language"}
+_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_SPEAKER_KEYS = {"language", "reference", "audio", "image", "segment"}
+_PIPELINE_KEYS = {"mode", "outputs", "speakers", "train", "evaluate"}
+_SEGMENT_KEYS = {"start", "end"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A time range in seconds on the reference timeline; ``end=None`` means to the end."""
+
+    start: float = 0.0
+    end: float | None = None
+
+    def contains(self, t: float) -> bool:
+        return t >= self.start - 1e-9 and (self.end is None or t < self.end - 1e-9)
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    language: str
+    reference: Path
+    audio: Path | None = None
+    image: Path | None = None
+    segment: Segment = Segment()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """How a pipeline's outputs are found. ``calibration`` pipelines are derived by talkbench."""
+
+    name: str
+    mode: str
+    outputs: str | None = None
+    speakers: tuple[str, ...] | None = None
+    train: Segment | None = None
+    evaluate: Segment | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (speaker, pipeline) pair: the generated video and where it sits on the reference timeline."""
+
+    speaker: Speaker
+    pipeline: Pipeline
+    generated: Path | None  # None: a calibration output, derived on demand (see datasets.py)
+    segment: Segment  # evaluated range on the reference timeline
+    offset: float = 0.0  # reference time shown by the generated video's first frame
+
+    @property
+    def id(self) -> str:
+        return f"{self.speaker.id}-{self.pipeline.name}"
+
+
+@dataclass
+class Dataset:
+    name: str
+    root: Path
+    manifest: Path
+    speakers: dict[str, Speaker]
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    description: str = ""
+
+    def cases(self) -> list[Case]:
+        """All cases, speaker-major in manifest order; pipelines only for the speakers they name."""
+        return [
+            self._case(speaker, pipeline)
+            for speaker in self.speakers.values()
+            for pipeline in self.pipelines.values()
+            if pipeline.speakers is None or speaker.id in pipeline.speakers
+        ]
+
+    def _case(self, speaker: Speaker, pipeline: Pipeline) -> Case:
+        rel = pipeline.outputs and pipeline.outputs.format(
+            speaker=speaker.id, pipeline=pipeline.name, language=speaker.language
+        )
+        segment = speaker.segment
+        offset = 0.0
+        if pipeline.evaluate is not None:
+            segment = _intersect(segment, pipeline.evaluate)
+            offset = pipeline.evaluate.start
+        return Case(speaker, pipeline, self.root / rel if rel else None, segment, offset)
+
+
+def _intersect(a: Segment, b: Segment) -> Segment:
+    ends = [e for e in (a.end, b.end) if e is not None]
+    return Segment(max(a.start, b.start), min(ends) if ends else None)
+
+
+def load_manifest(path: str | Path, root: str | Path | None = None) -> Dataset:
+    """Load and validate a manifest; media paths are relative to ``root`` (default: its folder).
+
+    Raises ManifestError naming the file and the key for unknown keys, wrong types, missing files,
+    unknown speakers, bad placeholders and paths that escape the dataset root.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    return _Loader(path, Path(root) if root is not None else path.parent).dataset(data)
+
+
+class _Loader:
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path = path
+        self.root = root.resolve()
+
+    def fail(self, key: str, problem: str) -> ManifestError:
+        return ManifestError(f"{self.path}: {key}: {problem}")
+
+    def dataset(self, data: dict[str, Any]) -> Dataset:
+        self.unknown("", data, {"dataset", "speakers", "pipelines"})
+        meta = self.table("dataset", data.get("dataset", {}))
+        self.unknown("dataset", meta, {"name", "description"})
+        name = self.string("dataset.name", meta.get("name", self.path.stem))
+        if not self.root.is_dir():
+            raise self.fail("dataset root", f"{self.root} is not a directory")
+        speakers_t = self.table("speakers", data.get("speakers"))
+        if not speakers_t:
+            raise self.fail("speakers", "the manifest names no speakers")
+        speakers = {sid: self.speaker(sid, t) for sid, t in speakers_t.items()}
+        pipelines = {
+            name_: self.pipeline(name_, t, speakers)
+            for name_, t in self.table("pipelines", data.get("pipelines", {})).items()
+        }
+        description = self.string("dataset.description", meta.get("description", ""))
+        return Dataset(name, self.root, self.path, speakers, pipelines, description)
+
+    def speaker(self, sid: str, t: Any) -> Speaker:
+        key = f"speakers.{sid}"
+        self.ident(key, sid)
+        t = self.table(key, t)
+        self.unknown(key, t, _SPEAKER_KEYS)
+        for required in ("language", "reference"):
+            if required not in t:
+                raise self.fail(f"{key}.{required}", "missing (required)")
+        return Speaker(
+            id=sid,
+            language=self.string(f"{key}.language", t["language"]),
+            reference=self.media(f"{key}.reference", t["reference"]),
+            audio=self.media(f"{key}.audio", t["audio"]) if "audio" in t else None,
+            image=self.media(f"{key}.image", t["image"]) if "image" in t else None,
+            segment=self.segment(f"{key}.segment", t["segment"]) if "segment" in t else Segment(),
+        )
+
+    def pipeline(self, name: str, t: Any, speakers: dict[str, Speaker]) -> Pipeline:
+        key = f"pipelines.{name}"
+        self.ident(key, name)
+        t = self.table(key, t)
+        self.unknown(key, t, _PIPELINE_KEYS)
+        mode = self.string(f"{key}.mode", t.get("mode", ""))
+        if mode not in MODES:
+            raise self.fail(f"{key}.mode", f"{mode!r} is not one of {', '.join(MODES)}")
+        if "outputs" not in t:
+            raise self.fail(f"{key}.outputs", "missing: a path pattern such as '{pipeline}/{speaker}.mp4'")
+        outputs = self.pattern(f"{key}.outputs", t["outputs"])
+        subset = None
+        if "speakers" in t:
+            subset = t["speakers"]
+            if not isinstance(subset, list) or not all(isinstance(s, str) for s in subset):
+                raise self.fail(f"{key}.speakers", "must be a list of speaker ids")
+            for sid in subset:
+                if sid not in speakers:
+                    raise self.fail(f"{key}.speakers", f"unknown speaker {sid!r}")
+            if len(set(subset)) != len(subset):
+                raise self.fail(f"{key}.speakers", "lists a speaker twice")
+            subset = tuple(subset)
+        train = self.segment(f"{key}.train", t["train"]) if "train" in t else None
+        evaluate = self.segment(f"{key}.evaluate", t["evaluate"]) if "evaluate" in t else None
+        if mode == "person-specific" and evaluate is None:
+            raise self.fail(f"{key}.evaluate", "person-specific pipelines need the evaluated segment")
+        return Pipeline(name, mode, outputs, subset, train, evaluate)
+
+    def table(self, key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        return value
+
+    def string(self, key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, "must be a string")
+        return value
+
+    def unknown(self, key: str, t: dict[str, Any], allowed: set[str]) -> None:
+        for k in t:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else k
+                raise self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def ident(self, key: str, value: str) -> None:
+        if not _ID.match(value):
+            raise self.fail(key, "ids may hold letters, digits and _ . + - only")
+
+    def inside(self, key: str, rel: str) -> Path:
+        full = (self.root / rel).resolve()
+        if Path(rel).is_absolute() or not full.is_relative_to(self.root):
+            raise self.fail(key, f"{rel!r} escapes the dataset root {self.root}")
+        return full
+
+    def media(self, key: str, value: Any) -> Path:
+        full = self.inside(key, self.string(key, value))
+        if not full.is_file():
+            raise self.fail(key, f"file not found: {full}")
+        return full
+
+    def pattern(self, key: str, value: Any) -> str:
+        value = self.string(key, value)
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            raise self.fail(key, f"bad pattern {value!r}: {exc}") from None
+        if fields - PLACEHOLDERS:
+            bad = ", ".join(sorted(fields - PLACEHOLDERS))
+            raise self.fail(key, f"unknown placeholder {bad} (known: {', '.join(sorted(PLACEHOLDERS))})")
+        self.inside(key, value.format(speaker="s", pipeline="p", language="l"))
+        return value
+
+    def segment(self, key: str, value: Any) -> Segment:
+        t = self.table(key, value)
+        self.unknown(key, t, _SEGMENT_KEYS)
+        start = t.get("start", 0.0)
+        end = t.get("end")
+        for k, v in (("start", start), ("end", end)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)):
+                raise self.fail(f"{key}.{k}", "must be a number of seconds")
+        if start < 0 or (end is not None and end <= start):
+            raise self.fail(key, f"needs 0 <= start < end (got start={start}, end={end})")
+        return Segment(float(start), None if end is None else float(end))
