@@ -1,0 +1,1 @@
+"""Media: streaming decode (PyAV), alignment onto the reference timeline, audio."""

@@ -1,0 +1,148 @@
+"""Map generated frames onto the reference timeline by timestamp, at the reference's size and format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import av
+
+from ..manifest import Segment
+from ..metrics.base import FramePairs
+from .video import VideoInfo
+
+# Formats FFmpeg's psnr/ssim filters take as they are; anything else is converted to yuv420p.
+PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuv411p",
+               "yuv410p", "gray"}
+RESIZE = "BICUBIC"  # swscale's bicubic, as ffmpeg-quality-metrics' scale2ref uses
+_EPS = 1e-4  # seconds: timestamps closer than this are the same instant
+
+
+@dataclass
+class Alignment:
+    """How the generated frames were matched to the reference frames of the evaluated segment."""
+
+    compared: int = 0
+    duplicated: int = 0  # extra uses of a generated frame (generated fps lower than the reference's)
+    dropped: int = 0  # generated frames never compared (generated fps higher)
+    unmatched: int = 0  # reference frames of the segment with no generated frame (generated too short)
+    resized: bool = False
+    pix_fmt: str = ""
+    size: tuple[int, int] = (0, 0)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["size"] = list(self.size)
+        return d
+
+
+def target_format(ref: VideoInfo) -> str:
+    """The pixel format both sides are compared in: the reference's own if FFmpeg's filters take it."""
+    return ref.pix_fmt if ref.pix_fmt in PLANAR_8BIT else "yuv420p"
+
+
+def aligned_batches(
+    ref_frames: Iterator[tuple[float, av.VideoFrame]],
+    gen_frames: Iterator[tuple[float, av.VideoFrame]],
+    ref: VideoInfo,
+    gen: VideoInfo,
+    alignment: Alignment,
+    *,
+    segment: Segment = Segment(),
+    offset: float = 0.0,
+    batch_size: int = 32,
+) -> Iterator[FramePairs]:
+    """Yield batches of frame pairs: each reference frame in ``segment`` with the generated frame shown
+    at that instant (the last one whose timestamp is not after it, as FFmpeg's framesync pairs them).
+
+    The generated video's first frame shows reference time ``offset``. ``alignment`` is filled in as
+    frames go by. Nothing is held beyond one batch.
+    """
+    fmt = target_format(ref)
+    alignment.pix_fmt = fmt
+    alignment.size = (ref.width, ref.height)
+    alignment.resized = (gen.width, gen.height) != (ref.width, ref.height)
+    gen_period = 1.0 / gen.fps if gen.fps > 0 else 0.0
+    current: tuple[float, av.VideoFrame] | None = None
+    current_uses = 0
+    batch = FramePairs([], [], [])
+    last_t = 0.0
+
+    def convert(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+        if frame.format.name == fmt and frame.width == width and frame.height == height:
+            return frame
+        return frame.reformat(width=width, height=height, format=fmt, interpolation=RESIZE)
+
+    ref_frames = _watch_rate(ref_frames, ref, alignment)
+    gen_frames = _watch_rate(gen_frames, gen, alignment)
+    pending = next(gen_frames, None)
+    for t_ref, ref_frame in ref_frames:
+        if segment.end is not None and t_ref >= segment.end - 1e-9:
+            break
+        if not segment.contains(t_ref):
+            continue
+        t_gen = t_ref - offset
+        while pending is not None and pending[0] <= t_gen + _EPS:
+            if current is not None and current_uses == 0:
+                alignment.dropped += 1
+            current, current_uses = (pending[0], convert(pending[1], ref.width, ref.height)), 0
+            pending = next(gen_frames, None)
+        if current is None or t_gen < -_EPS or (pending is None and t_gen >= current[0] + gen_period - _EPS):
+            alignment.unmatched += 1
+            continue
+        if current_uses:
+            alignment.duplicated += 1
+        current_uses += 1
+        alignment.compared += 1
+        batch.ref.append(convert(ref_frame, ref.width, ref.height))
+        batch.gen.append(current[1])
+        batch.times.append(t_ref)
+        last_t = t_ref
+        if len(batch) == batch_size:
+            yield batch
+            batch = FramePairs([], [], [])
+    if len(batch):
+        yield batch
+    if alignment.compared:
+        # generated frames shown during the last compared reference frame, never compared
+        end = last_t - offset + (1.0 / ref.fps if ref.fps > 0 else 0.0)
+        while pending is not None and pending[0] < end - _EPS:
+            alignment.dropped += 1
+            pending = next(gen_frames, None)
+    _warn(alignment, ref, gen)
+
+
+def _watch_rate(
+    frames: Iterator[tuple[float, av.VideoFrame]], info: VideoInfo, alignment: Alignment
+) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Pass frames through; note a variable frame rate (intervals differing by more than 1.5x)."""
+    last = None
+    shortest = longest = 0.0
+    for t, frame in frames:
+        if last is not None:
+            step = t - last
+            shortest = step if not shortest else min(shortest, step)
+            longest = max(longest, step)
+        last = t
+        yield t, frame
+    if shortest > 0 and longest > 1.5 * shortest:
+        alignment.warnings.append(
+            f"{info.path}: variable frame rate (frame intervals from {shortest * 1000:.1f} to "
+            f"{longest * 1000:.1f} ms): frames matched by timestamp"
+        )
+
+
+def _warn(alignment: Alignment, ref: VideoInfo, gen: VideoInfo) -> None:
+    total = alignment.compared + alignment.unmatched
+    if total and alignment.unmatched > 0.1 * total:
+        alignment.warnings.append(
+            f"the generated video covers only {alignment.compared} of {total} reference frames "
+            f"of the evaluated segment"
+        )
+    if abs(ref.fps - gen.fps) > 0.01:
+        alignment.warnings.append(
+            f"frame rates differ ({gen.fps:.3f} fps generated vs {ref.fps:.3f} fps reference): "
+            f"frames matched by timestamp"
+        )

@@ -1,0 +1,108 @@
+"""Probe and stream-decode videos with PyAV, turning library errors into MediaError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+
+from ..errors import MediaError
+
+_STILL_FORMATS = {"png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "image2", "gif"}
+_HINT = "re-export it as a video (e.g. H.264 in MP4) and check that it plays"
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video's first video stream."""
+
+    path: str
+    width: int
+    height: int
+    pix_fmt: str
+    fps: float
+    duration: float | None  # seconds, from the container or stream header
+    frames: int | None  # frame count declared by the header, if any
+    codec: str
+    has_audio: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def open_container(path: str | Path) -> av.container.InputContainer:
+    """Open a media file, or raise MediaError saying why it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "file is empty (0 bytes)")
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as exc:
+        raise MediaError(path, f"not a readable media file ({exc.strerror or exc}); {_HINT}") from None
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's header; raise MediaError for non-videos, still images and missing streams."""
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise MediaError(path, "has no video stream (audio only?); a video with a face track is expected")
+        stream = container.streams.video[0]
+        if container.format.name in _STILL_FORMATS or (stream.frames == 1 and container.duration is None):
+            raise MediaError(path, f"is a still image ({container.format.name}), not a video")
+        rate = stream.average_rate or stream.guessed_rate
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        return VideoInfo(
+            path=str(path),
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            pix_fmt=stream.codec_context.format.name if stream.codec_context.format else "unknown",
+            fps=float(rate) if rate else 0.0,
+            duration=duration,
+            frames=stream.frames or None,
+            codec=stream.codec_context.name,
+            has_audio=bool(container.streams.audio),
+        )
+
+
+def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Yield ``(seconds since the first frame, frame)`` in presentation order, one frame at a time.
+
+    Decoding errors and truncation (far fewer frames than the header declares) raise MediaError.
+    """
+    info = info or probe(path)
+    count = 0
+    last_t = 0.0
+    with open_container(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin = None
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                if origin is None:
+                    origin = frame.pts
+                last_t = float((frame.pts - origin) * frame.time_base)
+                count += 1
+                yield last_t, frame
+        except av.FFmpegError as exc:
+            raise MediaError(
+                path, f"decoding failed after {count} frames ({last_t:.2f} s): {exc.strerror or exc}; "
+                f"the file is corrupt or truncated, {_HINT}"
+            ) from None
+    if count == 0:
+        raise MediaError(path, f"no video frame could be decoded; {_HINT}")
+    if info.frames and count < 0.9 * info.frames - 1:
+        raise MediaError(
+            path, f"truncated: the header declares {info.frames} frames but only {count} decode "
+            f"({last_t:.2f} s); re-download or re-export the file"
+        )

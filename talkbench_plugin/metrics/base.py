@@ -1,0 +1,78 @@
+"""The interface every metric implements: a small stateful class fed aligned frame batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import av
+import numpy as np
+
+
+def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
+    """The frame's planes as 2-D uint8 arrays, without the line padding (works for odd sizes)."""
+    planes = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        planes.append(rows[:, : plane.width])
+    return tuple(planes)
+
+
+@dataclass
+class FramePairs:
+    """A batch of aligned frames: ``ref[i]`` and ``gen[i]`` show the same instant.
+
+    Both sides have the reference's size and pixel format (8-bit planar YUV), so metrics that follow
+    FFmpeg's definitions can use the planes as they are; ``rgb`` converts with swscale when asked.
+    """
+
+    ref: list[av.VideoFrame]
+    gen: list[av.VideoFrame]
+    times: list[float]  # seconds on the reference timeline
+
+    def __len__(self) -> int:
+        return len(self.ref)
+
+    def planes(self, side: str) -> list[tuple[np.ndarray, ...]]:
+        return [frame_planes(f) for f in getattr(self, side)]
+
+    @cached_property
+    def ref_rgb(self) -> np.ndarray:
+        """Reference frames as an (N, H, W, 3) uint8 array."""
+        return np.stack([f.to_ndarray(format="rgb24") for f in self.ref])
+
+    @cached_property
+    def gen_rgb(self) -> np.ndarray:
+        """Generated frames as an (N, H, W, 3) uint8 array."""
+        return np.stack([f.to_ndarray(format="rgb24") for f in self.gen])
+
+
+@dataclass
+class MetricValue:
+    """What a metric computes for one case: the summary value, its per-frame series, and details."""
+
+    value: float
+    per_frame: list[float] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Metric:
+    """One metric for one case: ``update`` with frame batches, then ``compute`` once.
+
+    Subclasses set ``name``, ``higher_is_better`` and ``protocol`` (the settings that produced the
+    number, recorded with every result).
+    """
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    unit: ClassVar[str] = ""
+
+    def protocol(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def update(self, pairs: FramePairs) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> MetricValue:
+        raise NotImplementedError
