@@ -1,0 +1,80 @@
+"""The dataset a run evaluates: a manifest or the embedded demo, plus the calibration pipelines."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .cache import file_sha256, lock_for
+from .errors import ManifestError
+from .manifest import CALIBRATION, Case, Dataset, Pipeline, load_manifest
+
+DEMO_VERSION = "v1"
+CALIBRATION_VERSION = "v1"
+
+
+def demo_manifest(cache: Path) -> Path:
+    """The demo dataset's manifest, generated (once, lock-safe) into the cache directory."""
+    from .demo import build_demo
+
+    root = cache / "demo" / DEMO_VERSION
+    manifest = root / "demo.toml"
+    with lock_for(root):
+        if not manifest.is_file():
+            build_demo(root)
+    return manifest
+
+
+def resolve_manifest(data: Path | None, manifest: str | None, fixtures: Path) -> Path:
+    """Which manifest to load: an explicit file, a shipped name, DIR/talkbench.toml, or microbench."""
+    if manifest:
+        path = Path(manifest)
+        if path.suffix != ".toml" and not path.exists():
+            path = fixtures / "datasets" / f"{manifest}.toml"
+        return path
+    if data is not None and (data / "talkbench.toml").is_file():
+        return data / "talkbench.toml"
+    return fixtures / "datasets" / "microbench.toml"
+
+
+def load_dataset(
+    data: Path | None, manifest: str | None, cache: Path, fixtures: Path, *, calibration: bool = True
+) -> Dataset:
+    """Load the run's dataset; with neither data nor manifest given, the embedded demo."""
+    if data is None and manifest is None:
+        dataset = load_manifest(demo_manifest(cache))
+    else:
+        if data is not None and not data.is_dir():
+            raise ManifestError(f"--talkbench-data {data}: not a directory")
+        dataset = load_manifest(resolve_manifest(data, manifest, fixtures), root=data)
+    if calibration:
+        add_calibration(dataset)
+    return dataset
+
+
+def add_calibration(dataset: Dataset) -> None:
+    """Add the calibration pipelines (outputs derived from each reference on demand)."""
+    from .calibration import CALIBRATIONS
+
+    for kind in CALIBRATIONS:
+        if kind in dataset.pipelines:
+            raise ManifestError(f"{dataset.manifest}: pipelines.{kind}: the name is reserved for "
+                                f"talkbench's calibration pipeline; rename it")
+        dataset.pipelines[kind] = Pipeline(kind, CALIBRATION)
+
+
+def materialize(case: Case, cache: Path) -> Case:
+    """The case with its generated video in place: calibration outputs are built (once) in the cache,
+    keyed by the reference's content."""
+    if case.pipeline.mode != CALIBRATION:
+        return case
+    if case.pipeline.name == "reference":
+        return dataclasses.replace(case, generated=case.speaker.reference)
+    from .calibration import make_calibration
+
+    digest = file_sha256(case.speaker.reference)[:16]
+    dest = cache / "calibration" / CALIBRATION_VERSION / digest / f"{case.pipeline.name}.mp4"
+    with lock_for(dest):
+        if not dest.is_file():
+            make_calibration(case.pipeline.name, case.speaker.reference, dest)
+    return dataclasses.replace(case, generated=dest)

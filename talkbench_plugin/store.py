@@ -1,0 +1,29 @@
+"""Case results shared by the workers of one run: computed once under a lock, read by the others."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cache import atomic_path, lock_for
+
+
+class RunStore:
+    """A directory of case records for one run; ``get`` computes a record at most once per key."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def get(self, case_id: str, settings: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        path = self.directory / f"{case_id}.{key}.json"
+        with lock_for(path):
+            if path.is_file():
+                return json.loads(path.read_text(encoding="utf-8"))
+            record = compute()
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(record), encoding="utf-8")
+            return record

@@ -1,0 +1,91 @@
+"""Absolute regression bounds per pipeline and metric (optionally per speaker), from TOML."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError
+
+ANY_PIPELINE = "*"
+
+
+@dataclass(frozen=True)
+class Bound:
+    """``min <= value <= max``; ``where`` names the file and key the bound came from."""
+
+    min: float | None
+    max: float | None
+    where: str
+
+    def violation(self, value: float) -> str | None:
+        """Why ``value`` breaks this bound, or None if it holds."""
+        if math.isnan(value):
+            return f"is NaN (bound from {self.where})"
+        if self.min is not None and value < self.min:
+            return f"is below the minimum {self.min:g} ({self.where})"
+        if self.max is not None and value > self.max:
+            return f"is above the maximum {self.max:g} ({self.where})"
+        return None
+
+    def describe(self) -> str:
+        parts = [f">= {self.min:g}" if self.min is not None else "", f"<= {self.max:g}" if self.max is not None else ""]
+        return " and ".join(p for p in parts if p)
+
+
+class Thresholds:
+    """Bounds looked up most-specific first: pipeline.speakers.<id> > pipeline > "*"."""
+
+    def __init__(self, table: dict[str, Any], path: Path | None = None) -> None:
+        self.path = path
+        self.table = table
+        for pipeline, entries in table.items():
+            self._check_entries(pipeline, entries, allow_speakers=True)
+
+    @classmethod
+    def load(cls, path: Path | None) -> Thresholds:
+        """Read a thresholds file; ``None`` (no file for this dataset) means no bounds."""
+        if path is None:
+            return cls({})
+        if not path.is_file():
+            raise ManifestError(f"{path}: thresholds file not found")
+        try:
+            return cls(tomllib.loads(path.read_text(encoding="utf-8")), path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+
+    def bound(self, pipeline: str, speaker: str, metric: str) -> Bound | None:
+        entries = self.table.get(pipeline, {})
+        candidates = [
+            (entries.get("speakers", {}).get(speaker, {}), f"{pipeline}.speakers.{speaker}.{metric}"),
+            (entries, f"{pipeline}.{metric}"),
+            (self.table.get(ANY_PIPELINE, {}), f'"{ANY_PIPELINE}".{metric}'),
+        ]
+        for table, key in candidates:
+            if metric in table:
+                spec = table[metric]
+                return Bound(spec.get("min"), spec.get("max"), f"{self.path}: {key}")
+        return None
+
+    def _check_entries(self, key: str, entries: Any, *, allow_speakers: bool) -> None:
+        if not isinstance(entries, dict):
+            raise self._fail(key, "must be a table of metric = { min = .., max = .. }")
+        for metric, spec in entries.items():
+            where = f"{key}.{metric}"
+            if metric == "speakers" and allow_speakers:
+                if not isinstance(spec, dict):
+                    raise self._fail(where, "must be a table of speaker tables")
+                for speaker, sub in spec.items():
+                    self._check_entries(f"{where}.{speaker}", sub, allow_speakers=False)
+                continue
+            if not isinstance(spec, dict) or not spec or set(spec) - {"min", "max"}:
+                raise self._fail(where, "must be a table with min and/or max")
+            for k, v in spec.items():
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    raise self._fail(f"{where}.{k}", "must be a number")
+
+    def _fail(self, key: str, problem: str) -> ManifestError:
+        return ManifestError(f"{self.path}: {key}: {problem}")
