@@ -52,7 +52,7 @@ def evaluate_case(
             "reference": {**ref.to_dict(), "sha256": file_sha256(ref.path)},
             "generated": {**gen.to_dict(), "sha256": file_sha256(gen.path)},
         }
-        engines = [make_metric(name, convention) for name in metrics]
+        engines = {name: make_metric(name, convention) for name in metrics}
         alignment = Alignment()
         batches = aligned_batches(
             timer.timed_iter("decode reference", iter_frames(ref.path, ref)),
@@ -60,17 +60,17 @@ def evaluate_case(
             ref, gen, alignment, segment=case.segment, offset=case.offset, batch_size=batch_size,
         )
         for pairs in timer.timed_iter("align", batches):
-            for engine in engines:
-                with timer.stage(engine.name):
+            for name, engine in engines.items():
+                with timer.stage(name):
                     engine.update(pairs)
         record["alignment"] = alignment.to_dict()
         if alignment.compared == 0:
             raise MediaError(case.generated, f"no frame overlaps the reference's evaluated segment "
                              f"{case.segment.to_dict()} (offset {case.offset} s)")
-        for engine in engines:
-            with timer.stage(engine.name):
+        for name, engine in engines.items():
+            with timer.stage(name):
                 value = engine.compute()
-            record["metrics"][engine.name] = {
+            record["metrics"][name] = {
                 "value": float(value.value),
                 "unit": engine.unit,
                 "higher_is_better": engine.higher_is_better,
