@@ -48,6 +48,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
