@@ -1,0 +1,130 @@
+"""The plugin end to end with pytester: parametrised ids, tables, reports, skips, failures, xdist."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from videos import moving_frames, write_video
+
+BENCH = (Path(__file__).resolve().parents[1] / "benchmarks" / "test_fidelity.py").read_text()
+
+MANIFEST = """
+[dataset]
+name = "tiny"
+[speakers.a]
+language = "en"
+reference = "ref/a.mp4"
+[speakers.b]
+language = "zh"
+reference = "ref/b.mp4"
+[pipelines.Blur]
+mode = "dubbing"
+outputs = "out/{speaker}_Blur.mp4"
+"""
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    (root / "ref").mkdir()
+    (root / "out").mkdir()
+    t = __import__("numpy").linspace(0, 1.2, 16000 * 12 // 10)
+    audio = 0.3 * __import__("numpy").sin(2 * 3.14159 * 220 * t)
+    write_video(root / "ref" / "a.mp4", moving_frames(30, 64, 48, seed=1), 25, audio=audio)
+    write_video(root / "ref" / "b.mp4", moving_frames(36, 48, 64, seed=2), 30, audio=audio)
+    write_video(root / "out" / "a_Blur.mp4", moving_frames(30, 32, 24, seed=1), 25,
+                options={"crf": "30"})
+    return root
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, media: Path) -> pytest.Pytester:
+    shutil.copytree(media, pytester.path / "data")
+    (pytester.path / "data" / "talkbench.toml").write_text(MANIFEST)
+    bench = pytester.path / "benchmarks"
+    bench.mkdir()
+    (bench / "test_fidelity.py").write_text(BENCH)
+    pytester.makeini("[pytest]\ntestpaths = benchmarks\n")
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    cache = pytester.path / "cache"
+    return pytester.runpytest_subprocess("--talkbench-data", "data", "--talkbench-cache", str(cache),
+                                         "-p", "no:cacheprovider", "-p", "no:randomly", *args)
+
+
+def test_cases_tables_and_reports(project: pytest.Pytester) -> None:
+    result = run(project, "--talkbench-report", "rep", "-rs")
+    # a: Blur + 4 calibrations; b: Blur output missing (skipped) + 4 calibrations; 2 metrics each
+    result.assert_outcomes(passed=18, skipped=2)
+    out = result.stdout.str()
+    assert "test_psnr[a-Blur]" in "\n".join(project.runpytest("--co", "-q", "--talkbench-data", "data",
+                                                           "--talkbench-cache", "cache").outlines)
+    assert "no output of Blur for b: expected" in out and "out/b_Blur.mp4" in out
+    assert "Per video" in out and "Per language (mean over speakers)" in out
+    data = json.loads((project.path / "rep" / "results.json").read_text())
+    cases = {r["case"]: r for r in data["results"]}
+    assert set(cases) == {"a-Blur", "a-reference", "a-static", "a-shifted", "a-degraded",
+                          "b-reference", "b-static", "b-shifted", "b-degraded"}
+    assert cases["a-reference"]["metrics"]["psnr"]["value"] == float("inf")
+    assert cases["a-reference"]["metrics"]["ssim"]["value"] == 1.0
+    blur = cases["a-Blur"]
+    assert 10 < blur["metrics"]["psnr"]["value"] < 60
+    assert blur["alignment"]["compared"] == 30 and blur["alignment"]["resized"] is True
+    assert len(blur["metrics"]["ssim"]["per_frame"]) == 30
+    assert blur["metrics"]["psnr"]["protocol"]["convention"] == "ffmpeg"
+    assert blur["inputs"]["generated"]["sha256"]
+    assert data["run"]["packages"]["av"]
+    for name in ("per_video.csv", "per_language.csv", "report.md"):
+        assert (project.path / "rep" / name).is_file()
+
+
+def test_xdist_groups_cases_and_matches_serial(project: pytest.Pytester) -> None:
+    (project.path / "benchmarks" / "conftest.py").write_text(
+        "import os, pytest\n"
+        "@pytest.fixture(autouse=True)\n"
+        "def _where(request):\n"
+        "    with open('where.txt', 'a') as fh:\n"
+        "        fh.write(f\"{request.node.callspec.id} {os.environ.get('PYTEST_XDIST_WORKER')}\\n\")\n"
+    )
+    run(project, "-n", "2", "--talkbench-report", "par").assert_outcomes(passed=18, skipped=2)
+    workers: dict[str, set[str]] = {}
+    for line in (project.path / "where.txt").read_text().splitlines():
+        case, worker = line.split()
+        workers.setdefault(case, set()).add(worker)
+    assert all(len(w) == 1 for w in workers.values()), workers
+    assert len(set().union(*workers.values())) == 2
+    run(project, "--talkbench-report", "ser").assert_outcomes(passed=18, skipped=2)
+
+    def values(name: str) -> dict:
+        data = json.loads((project.path / name / "results.json").read_text())
+        return {(r["case"], m): v["value"] for r in data["results"] for m, v in r["metrics"].items()}
+
+    assert values("par") == values("ser")
+    assert len(values("par")) == 18
+
+
+def test_threshold_failure_names_value_bound_and_case(project: pytest.Pytester) -> None:
+    (project.path / "t.toml").write_text("[Blur]\npsnr = { min = 99.0 }\n")
+    result = run(project, "--talkbench-thresholds", "t.toml", "-k", "Blur")
+    result.assert_outcomes(passed=1, failed=1, skipped=2)
+    result.stdout.re_match_lines([r".*a-Blur: psnr = [\d.]+ dB is below the minimum 99 \(.*t.toml: Blur.psnr\).*"])
+
+
+def test_bad_generated_video_fails_its_case_only(project: pytest.Pytester) -> None:
+    (project.path / "data" / "out" / "b_Blur.mp4").write_text("not a video")
+    result = run(project, "-n", "2")
+    result.assert_outcomes(passed=18, failed=2)
+    out = result.stdout.str()
+    assert "b_Blur.mp4: not a readable media file" in out
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+
+
+def test_manifest_error_is_a_clean_collection_error(project: pytest.Pytester) -> None:
+    (project.path / "data" / "talkbench.toml").write_text(MANIFEST.replace("ref/b.mp4", "ref/nope.mp4"))
+    result = run(project)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*talkbench: *talkbench.toml: speakers.b.reference: file not found*"])
+    assert "Traceback" not in result.stdout.str()
