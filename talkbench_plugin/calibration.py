@@ -71,7 +71,7 @@ def _shifted(reference: Path, tmp: Path) -> None:
                 reference,
                 "has no audio stream: the 'shifted' calibration delays the reference's audio; add the "
                 "speaker's audio track to the reference (e.g. ffmpeg -i video.mp4 -i audio.wav -c:v copy "
-                "-c:a aac out.mp4) or leave 'shifted' out of the calibrations",
+                "-c:a aac out.mp4) or leave it out with --talkbench-calibrations reference,static,degraded",
             )
         delay = round(SHIFT_FRAMES * audio.codec_context.sample_rate / _rate(video, reference))
         with _create(tmp) as out:

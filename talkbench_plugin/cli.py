@@ -1,4 +1,4 @@
-"""The ``talkbench`` command: the demo dataset, case listing and evaluation without pytest."""
+"""The ``talkbench`` command: the demo dataset, case listing, evaluation without pytest, weights."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from .cache import cache_dir
 from .errors import TalkbenchError
 from .metrics import CONVENTIONS, FIDELITY
+from .weights import add_cli as add_weights_cli
 
 FIXTURES = Path("fixtures")
 
@@ -23,13 +24,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--data", type=Path, help="dataset root (default: the demo dataset)")
         p.add_argument("--manifest", help="manifest file or name under fixtures/datasets")
         p.add_argument("--fixtures", type=Path, default=FIXTURES, help="folder with datasets/ (default: ./fixtures)")
+        p.add_argument("--calibrations", default="reference,static,shifted,degraded",
+                       help="calibration pipelines to add, comma-separated, or 'none'")
+    add_weights_cli(sub)
     evaluate = sub.choices["evaluate"]
     evaluate.add_argument("--metrics", default=",".join(FIDELITY))
     evaluate.add_argument("--convention", choices=CONVENTIONS, default="ffmpeg")
     evaluate.add_argument("--report", type=Path, help="write JSON/CSV/Markdown reports here")
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return args.func(args) if args.command == "weights" else COMMANDS[args.command](args)
     except TalkbenchError as exc:
         print(f"talkbench: {exc}", file=sys.stderr)
         return 2
@@ -45,7 +49,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _dataset(args: argparse.Namespace):
     from .datasets import load_dataset
 
-    return load_dataset(args.data, args.manifest, cache_dir(args.cache), args.fixtures)
+    kinds = [] if args.calibrations == "none" else [k for k in args.calibrations.split(",") if k]
+    return load_dataset(args.data, args.manifest, cache_dir(args.cache), args.fixtures, calibrations=kinds)
 
 
 def _cases(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from .cache import file_sha256, lock_for
@@ -38,25 +39,32 @@ def resolve_manifest(data: Path | None, manifest: str | None, fixtures: Path) ->
 
 
 def load_dataset(
-    data: Path | None, manifest: str | None, cache: Path, fixtures: Path, *, calibration: bool = True
+    data: Path | None,
+    manifest: str | None,
+    cache: Path,
+    fixtures: Path,
+    *,
+    calibrations: Sequence[str] | None = None,
 ) -> Dataset:
-    """Load the run's dataset; with neither data nor manifest given, the embedded demo."""
+    """Load the run's dataset (with neither data nor manifest, the embedded demo) plus the
+    calibration pipelines named in ``calibrations`` (default: all)."""
     if data is None and manifest is None:
         dataset = load_manifest(demo_manifest(cache))
     else:
         if data is not None and not data.is_dir():
             raise ManifestError(f"--talkbench-data {data}: not a directory")
         dataset = load_manifest(resolve_manifest(data, manifest, fixtures), root=data)
-    if calibration:
-        add_calibration(dataset)
+    add_calibration(dataset, calibrations)
     return dataset
 
 
-def add_calibration(dataset: Dataset) -> None:
-    """Add the calibration pipelines (outputs derived from each reference on demand)."""
+def add_calibration(dataset: Dataset, kinds: Sequence[str] | None = None) -> None:
+    """Add calibration pipelines (outputs derived from each reference on demand)."""
     from .calibration import CALIBRATIONS
 
-    for kind in CALIBRATIONS:
+    for kind in CALIBRATIONS if kinds is None else kinds:
+        if kind not in CALIBRATIONS:
+            raise ManifestError(f"unknown calibration pipeline {kind!r}: choose from {', '.join(CALIBRATIONS)}")
         if kind in dataset.pipelines:
             raise ManifestError(f"{dataset.manifest}: pipelines.{kind}: the name is reserved for "
                                 f"talkbench's calibration pipeline; rename it")

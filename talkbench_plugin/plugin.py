@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="metrics to compute, comma-separated (default: %(default)s)")
     group.addoption("--talkbench-convention", choices=CONVENTIONS, default="ffmpeg",
                     help="PSNR/SSIM convention: ffmpeg (YUV planes, FFmpeg's filters) or skimage (RGB)")
+    group.addoption("--talkbench-calibrations", metavar="LIST", default="reference,static,shifted,degraded",
+                    help="calibration pipelines added to every dataset, comma-separated, or 'none' "
+                         "(default: %(default)s)")
     group.addoption("--talkbench-report", metavar="DIR", help="write results.json, CSV and Markdown tables here")
     group.addoption("--talkbench-cache", metavar="DIR",
                     help="cache for the demo dataset and derived media (default: $TALKBENCH_CACHE or "
@@ -48,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "talkbench: a talkbench metric test over (speaker, pipeline) cases")
-    metrics = [m.strip() for m in config.getoption("talkbench_metrics").split(",") if m.strip()]
+    metrics = parse_list(config.getoption("talkbench_metrics"))
     unknown = sorted(set(metrics) - set(FIDELITY))
     if unknown:
         raise pytest.UsageError(f"--talkbench-metrics: unknown metric(s) {', '.join(unknown)}; "
@@ -93,6 +96,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def parse_list(text: str) -> list[str]:
+    """A comma-separated option value; 'none' is the empty list."""
+    return [] if text.strip() == "none" else [item.strip() for item in text.split(",") if item.strip()]
+
+
 class RunState:
     """Per-process settings and lazily loaded dataset/thresholds."""
 
@@ -101,6 +109,7 @@ class RunState:
         self.metrics = metrics
         self.convention = config.getoption("talkbench_convention")
         self.batch = config.getoption("talkbench_batch")
+        self.calibrations = parse_list(config.getoption("talkbench_calibrations"))
         self.cache = cache_dir(config.getoption("talkbench_cache"))
         self.fixtures = config.rootpath / config.getini("talkbench_fixtures")
         worker = getattr(config, "workerinput", None)
@@ -115,8 +124,8 @@ class RunState:
             from .datasets import load_dataset
 
             data = self.config.getoption("talkbench_data")
-            self._dataset = load_dataset(Path(data) if data else None,
-                                         self.config.getoption("talkbench_manifest"), self.cache, self.fixtures)
+            self._dataset = load_dataset(Path(data) if data else None, self.config.getoption("talkbench_manifest"),
+                                         self.cache, self.fixtures, calibrations=self.calibrations)
         return self._dataset
 
     def thresholds(self) -> Thresholds:
