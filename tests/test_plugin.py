@@ -128,3 +128,20 @@ def test_manifest_error_is_a_clean_collection_error(project: pytest.Pytester) ->
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*talkbench: *talkbench.toml: speakers.b.reference: file not found*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_lost_report_fails_the_run(pytester: pytest.Pytester) -> None:
+    """A report xdist cannot serialise vanishes silently; the controller notices and fails the run."""
+    pytester.makeconftest(
+        "import numpy as np, pytest\n"
+        "@pytest.hookimpl(wrapper=True)\n"
+        "def pytest_runtest_makereport(item, call):\n"
+        "    report = yield\n"
+        "    if item.name == 'test_b':\n"
+        "        report.bad = np.float32(1.0)\n"
+        "    return report\n"
+    )
+    pytester.makepyfile("def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest_subprocess("-n", "1", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*missing result: test_a_lost_report_fails_the_run.py::test_b produced no report*"])
