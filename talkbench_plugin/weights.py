@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cache import cache_dir
 from .errors import TalkbenchError
 
 ENV_WEIGHTS = "TALKBENCH_WEIGHTS"
@@ -133,13 +134,12 @@ def spec_for(name: str) -> WeightSpec:
 
 
 def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """The weights cache: ``override`` > $TALKBENCH_WEIGHTS > $XDG_CACHE_HOME/talkbench/weights."""
+    """The weights cache: ``override`` > $TALKBENCH_WEIGHTS > the talkbench cache's ``weights/``."""
     if override:
         return Path(override).expanduser()
     if os.environ.get(ENV_WEIGHTS):
         return Path(os.environ[ENV_WEIGHTS]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "talkbench" / "weights"
+    return cache_dir() / "weights"
 
 
 def weight_path(name: str, directory: str | os.PathLike[str] | None = None) -> Path:
@@ -287,7 +287,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """
     parser = subparsers.add_parser("weights", help="list, fetch and verify model weights")
     parser.add_argument("--dir", default=None, help=f"weights directory (default: ${ENV_WEIGHTS} or "
-                        "$XDG_CACHE_HOME/talkbench/weights)")
+                        "the talkbench cache's weights/)")
     actions = parser.add_subparsers(dest="weights_command", required=True)
     actions.add_parser("list", help="known weights, their sources and whether they are here").set_defaults(
         func=_cmd_list)

@@ -1,6 +1,5 @@
 """The calibration pipelines move the fidelity metrics the right way on the demo dataset."""
 
-from pathlib import Path
 
 import pytest
 

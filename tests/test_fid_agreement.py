@@ -20,7 +20,7 @@ from PIL import Image
 from pyiqa.utils import download_util
 
 from talkbench_plugin.fid.cache import cached_moments
-from talkbench_plugin.fid.features import InceptionNet, InceptionStats, random_inception_state
+from talkbench_plugin.fid.features import InceptionNet, InceptionStats
 from talkbench_plugin.fid.frechet import FidResult, fid
 from talkbench_plugin.fid.moments import GaussianStats, Moments
 
@@ -49,13 +49,6 @@ def stream(stats: InceptionStats, frames: np.ndarray) -> InceptionStats:
 @pytest.fixture(scope="module")
 def frames() -> dict[str, np.ndarray]:
     return {"generated": decode(GENERATED), "reference": decode(REFERENCE)}
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / WEIGHTS_NAME
-    torch.save(random_inception_state(seed=0), path)
-    return path
 
 
 @pytest.fixture(scope="module")

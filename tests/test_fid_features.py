@@ -28,13 +28,6 @@ WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # the official file name 
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / WEIGHTS_NAME
-    torch.save(random_inception_state(seed=0), path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def net(weights_file: Path) -> InceptionNet:
     return InceptionNet.from_file(weights_file, batch_size=2)
 

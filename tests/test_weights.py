@@ -61,8 +61,11 @@ def cache(tmp_path, monkeypatch):
 
 def test_weights_dir_precedence(tmp_path, monkeypatch):
     monkeypatch.delenv(weights.ENV_WEIGHTS, raising=False)
+    monkeypatch.delenv("TALKBENCH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert weights.weights_dir() == tmp_path / "xdg" / "talkbench" / "weights"
+    monkeypatch.setenv("TALKBENCH_CACHE", str(tmp_path / "cache"))
+    assert weights.weights_dir() == tmp_path / "cache" / "weights"
     monkeypatch.setenv(weights.ENV_WEIGHTS, str(tmp_path / "env"))
     assert weights.weights_dir() == tmp_path / "env"
     assert weights.weights_dir(tmp_path / "arg") == tmp_path / "arg"
