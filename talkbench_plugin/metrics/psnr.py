@@ -1,22 +1,20 @@
-"""PSNR: FFmpeg's ``psnr`` filter on the YUV planes (default) and the scikit-image RGB convention."""
+"""PSNR as FFmpeg's ``psnr`` filter defines it, on the YUV planes (the default convention)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import skimage
-from skimage.metrics import peak_signal_noise_ratio
 
 from talkbench_plugin.metrics.base import FramePairs, Metric, MetricValue
 
-_PEAK = 255  # 8-bit planes: FFmpeg's max = (1 << depth) - 1, and its average_max rounds to the same
+PEAK = 255  # 8-bit planes: FFmpeg's max = (1 << depth) - 1, and its average_max rounds to the same
 
 
-def _psnr(mse: np.ndarray | float) -> np.ndarray:
+def psnr_from_mse(mse: np.ndarray | float) -> np.ndarray:
     """``10 log10(peak² / mse)``, ``inf`` where the MSE is 0 (as FFmpeg prints it)."""
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(_PEAK**2 / np.asarray(mse, dtype=np.float64))
+        return 10.0 * np.log10(PEAK**2 / np.asarray(mse, dtype=np.float64))
 
 
 def _sse(a: np.ndarray, b: np.ndarray) -> int:
@@ -50,7 +48,7 @@ class FFmpegPSNR(Metric):
             "filter": "psnr",
             "planes": "yuv",
             "pix_fmt": self._pix_fmt,
-            "peak": _PEAK,
+            "peak": PEAK,
             "frame_mse": "plane MSEs weighted by plane size",
             "summary": "PSNR of the mean frame MSE (ffmpeg 'average:')",
             "implementation": "numpy port of libavfilter/vf_psnr.c, exact integer SSE",
@@ -83,56 +81,13 @@ class FFmpegPSNR(Metric):
             raise ValueError("FFmpegPSNR.compute() called before any frames were added")
         plane_mse = np.concatenate(self._mse)
         frame_mse = plane_mse @ self._weights
-        per_frame = _psnr(frame_mse)
-        details: dict[str, Any] = {plane: float(_psnr(m)) for plane, m in zip("yuva", plane_mse.mean(axis=0))}
+        per_frame = psnr_from_mse(frame_mse)
+        details: dict[str, Any] = {plane: float(psnr_from_mse(m)) for plane, m in zip("yuva", plane_mse.mean(axis=0))}
         details.update(
-            min=float(_psnr(frame_mse.max())),
-            max=float(_psnr(frame_mse.min())),
+            min=float(psnr_from_mse(frame_mse.max())),
+            max=float(psnr_from_mse(frame_mse.min())),
             # what ffmpeg-quality-metrics reports as its "average": the mean of per-frame PSNR
             mean_of_frames=float(per_frame.mean()),
             frames=len(frame_mse),
         )
-        return MetricValue(float(_psnr(frame_mse.mean())), per_frame.tolist(), details)
-
-
-class SkimagePSNR(Metric):
-    """PSNR in the scikit-image convention: RGB, ``data_range=255``, per frame.
-
-    The summary pools the frames' MSE like FFmpeg's ``average:``, so one identical frame (PSNR inf)
-    does not make the whole video inf; the plain mean of per-frame values is in ``details``.
-    """
-
-    name = "psnr_skimage"
-    higher_is_better = True
-    unit = "dB"
-
-    def __init__(self) -> None:
-        self._values: list[float] = []
-
-    def protocol(self) -> dict[str, Any]:
-        return {
-            "convention": "skimage",
-            "function": "skimage.metrics.peak_signal_noise_ratio",
-            "skimage": skimage.__version__,
-            "colour": "rgb24 via swscale (PyAV to_ndarray)",
-            "data_range": 255,
-            "summary": "PSNR of the mean frame MSE",
-        }
-
-    def update(self, pairs: FramePairs) -> None:
-        if not len(pairs):
-            return
-        with np.errstate(divide="ignore"):
-            self._values.extend(
-                float(peak_signal_noise_ratio(a, b, data_range=255))
-                for a, b in zip(pairs.ref_rgb, pairs.gen_rgb, strict=True)
-            )
-
-    def compute(self) -> MetricValue:
-        if not self._values:
-            raise ValueError("SkimagePSNR.compute() called before any frames were added")
-        values = np.array(self._values)
-        with np.errstate(over="ignore"):
-            mse = _PEAK**2 / 10.0 ** (values / 10.0)  # inf PSNR -> MSE 0
-        details = {"mean_of_frames": float(values.mean()), "frames": len(values)}
-        return MetricValue(float(_psnr(mse.mean())), values.tolist(), details)
+        return MetricValue(float(psnr_from_mse(frame_mse.mean())), per_frame.tolist(), details)

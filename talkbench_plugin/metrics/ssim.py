@@ -1,4 +1,4 @@
-"""SSIM: FFmpeg's own ``ssim`` filter run in-process (default) and the scikit-image RGB convention."""
+"""SSIM: FFmpeg's own ``ssim`` filter run in-process on the YUV planes (the default convention)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import Any
 
 import av
 import numpy as np
-import skimage
-from skimage.metrics import structural_similarity
 
 from talkbench_plugin.metrics.base import FramePairs, Metric, MetricValue
 
@@ -113,45 +111,3 @@ class FFmpegSSIM(Metric):
         details["db"] = -10 * math.log10(1 - value) if value < 1 else math.inf  # ffmpeg's "All: x (dB)"
         details.update(min=min(self._all), max=max(self._all), frames=len(self._all))
         return MetricValue(value, list(self._all), details)
-
-
-class SkimageSSIM(Metric):
-    """SSIM in the scikit-image convention with Wang et al.'s settings, on RGB; summary = mean of frames."""
-
-    name = "ssim_skimage"
-    higher_is_better = True
-    unit = ""
-
-    def __init__(self) -> None:
-        self._values: list[float] = []
-
-    def protocol(self) -> dict[str, Any]:
-        return {
-            "convention": "skimage",
-            "function": "skimage.metrics.structural_similarity",
-            "skimage": skimage.__version__,
-            "colour": "rgb24 via swscale (PyAV to_ndarray)",
-            "gaussian_weights": True,
-            "sigma": 1.5,
-            "use_sample_covariance": False,
-            "data_range": 255,
-            "channel_axis": -1,
-            "summary": "mean of per-frame SSIM",
-        }
-
-    def update(self, pairs: FramePairs) -> None:
-        if not len(pairs):
-            return
-        self._values.extend(
-            float(
-                structural_similarity(
-                    a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
-                )
-            )
-            for a, b in zip(pairs.ref_rgb, pairs.gen_rgb, strict=True)
-        )
-
-    def compute(self) -> MetricValue:
-        if not self._values:
-            raise ValueError("SkimageSSIM.compute() called before any frames were added")
-        return MetricValue(float(np.mean(self._values)), list(self._values), {"frames": len(self._values)})
