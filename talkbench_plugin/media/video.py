@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -106,3 +108,51 @@ def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[tup
             path, f"truncated: the header declares {info.frames} frames but only {count} decode "
             f"({last_t:.2f} s); re-download or re-export the file"
         )
+
+
+def prefetch(frames: Iterator[tuple[float, av.VideoFrame]], depth: int = 8) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Run a frame iterator in a background thread, at most ``depth`` frames ahead.
+
+    PyAV decodes without the GIL, so the reference's and the generated video's decoders run next to
+    the metrics (which also release it: numpy, libavfilter). Errors are re-raised here, in order;
+    closing this generator stops the thread and closes the producer (and so its container).
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: tuple[object, object]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                if not put((None, item)):
+                    break
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the consumer
+            put((exc, None))
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+            put((end, None))
+
+    thread = threading.Thread(target=produce, name="talkbench-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            tag, item = items.get()
+            if tag is end:
+                return
+            if tag is not None:
+                raise tag
+            yield item
+    finally:
+        stop.set()
+        thread.join()
