@@ -65,3 +65,10 @@ def test_no_file_means_no_bounds(tmp_path: Path) -> None:
     assert Thresholds.load(None).bound("a", "b", "psnr") is None
     with pytest.raises(ManifestError, match="thresholds file not found"):
         Thresholds.load(tmp_path / "missing.toml")
+
+
+def test_shipped_threshold_files_load() -> None:
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "thresholds"
+    for path in folder.glob("*.toml"):
+        bound = Thresholds.load(path).bound("reference", "any", "psnr")
+        assert bound is not None and bound.min == math.inf, path
