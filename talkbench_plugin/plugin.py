@@ -194,6 +194,7 @@ class ControllerReporter:
         self.collected: list[str] = []
         self.missing: list[str] = []
         self.written: list[Path] = []
+        self.failures: list[tuple[str, str, str]] = []  # (test file, metric, message)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expect([item.nodeid for item in session.items])
@@ -208,6 +209,8 @@ class ControllerReporter:
         payload = getattr(report, "talkbench", None)
         if payload is not None:
             self.collector.add_payload(payload)
+            if report.failed:
+                self.failures.append((report.location[0], payload["metric"], report.longreprtext))
         if report.when == "teardown":
             self.collector.finish(report.nodeid)
 
@@ -224,12 +227,21 @@ class ControllerReporter:
         self.missing = [] if interrupted else self.collector.missing()
         if self.missing and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        directory = self.state.config.getoption("talkbench_report")
-        if directory and self.collector.records:
-            from .reports import run_info, write_reports
+        if not self.collector.records:
+            return
+        from . import github
+        from .reports import markdown, run_info, write_reports
 
-            info = run_info({"dataset": self.state.dataset().name, **self.state.settings()})
+        info = run_info({"dataset": self.state.dataset().name, **self.state.settings()})
+        directory = self.state.config.getoption("talkbench_report")
+        if directory:
             self.written = write_reports(Path(directory), self.records(), info)
+        verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
+        github.append_summary(f"{markdown(self.records(), info)}\n**Gate: {verdict}** "
+                              f"({len(self.failures)} metric test(s) failed)\n")
+        if github.in_actions():
+            for file, metric, message in self.failures:
+                github.annotate("error", message, file=file, title=f"talkbench {metric}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.collector.records and not self.missing:

@@ -145,3 +145,29 @@ def test_a_lost_report_fails_the_run(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-n", "1", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*missing result: test_a_lost_report_fails_the_run.py::test_b produced no report*"])
+
+
+def test_github_summary_annotations_and_junit_properties(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = project.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(project.path))
+    (project.path / "t.toml").write_text("[Blur]\npsnr = { min = 99.0 }\n")
+    result = run(project, "--talkbench-thresholds", "t.toml", "-k", "a-", "-n", "2", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=9, failed=1)
+    text = summary.read_text()
+    assert "| a | en | Blur |" in text and "### Per language (mean over speakers)" in text
+    assert "**Gate: failed** (1 metric test(s) failed)" in text
+    result.stderr.re_match_lines([r"::error file=benchmarks/test_fidelity.py,title=talkbench psnr::"
+                                  r".*a-Blur: psnr = [\d.]+ dB is below the minimum 99.*"])
+    junit = (project.path / "junit.xml").read_text()
+    assert '<property name="talkbench.ssim" value="1.0"' in junit
+    assert '<property name="talkbench.psnr" value="inf"' in junit
+
+
+def test_no_github_output_outside_actions(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    (project.path / "t.toml").write_text("[Blur]\npsnr = { min = 99.0 }\n")
+    result = run(project, "--talkbench-thresholds", "t.toml", "-k", "Blur")
+    assert "::error" not in result.stderr.str() + result.stdout.str()
