@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +60,26 @@ def lock_for(path: Path) -> FileLock:
     """A lock guarding the creation of ``path`` across processes (xdist workers, parallel runs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path) + ".lock")
+
+
+def usage(directory: Path) -> dict[str, tuple[int, int]]:
+    """Files and bytes under each top-level entry of the cache directory."""
+    entries: dict[str, tuple[int, int]] = {}
+    if not directory.is_dir():
+        return entries
+    for entry in sorted(directory.iterdir()):
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        entries[entry.name] = (len(files), sum(p.stat().st_size for p in files))
+    return entries
+
+
+def clear(directory: Path, keep: tuple[str, ...] = ("weights",)) -> list[str]:
+    """Remove the cache's entries except ``keep``; returns the names removed."""
+    removed = []
+    for name in usage(directory):
+        if name in keep:
+            continue
+        path = directory / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed.append(name)
+    return removed

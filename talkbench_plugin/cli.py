@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--fixtures", type=Path, default=FIXTURES, help="folder with datasets/ (default: ./fixtures)")
         p.add_argument("--calibrations", default="reference,static,shifted,degraded",
                        help="calibration pipelines to add, comma-separated, or 'none'")
+    cache = sub.add_parser("cache", help="show or clear the cache (demo, calibration videos, statistics)")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--all", action="store_true", help="with clear: remove the weights too")
     add_weights_cli(sub)
     evaluate = sub.choices["evaluate"]
     evaluate.add_argument("--metrics", default=",".join(FIDELITY))
@@ -37,6 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     except TalkbenchError as exc:
         print(f"talkbench: {exc}", file=sys.stderr)
         return 2
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .cache import clear, usage
+
+    directory = cache_dir(args.cache)
+    if args.action == "clear":
+        removed = clear(directory, keep=() if args.all else ("weights",))
+        print(f"removed from {directory}: {', '.join(removed) or 'nothing'}")
+        return 0
+    print(f"cache directory: {directory}")
+    for name, (files, size) in usage(directory).items():
+        print(f"  {name:<12} {files:>6} files {size / 2**20:>10.1f} MiB")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -84,7 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 1 if errors(records) else 0
 
 
-COMMANDS = {"demo": _demo, "cases": _cases, "evaluate": _evaluate}
+COMMANDS = {"demo": _demo, "cases": _cases, "evaluate": _evaluate, "cache": _cache}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -59,3 +59,18 @@ def test_errors_are_one_line(data: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_weights_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["weights", "--dir", str(tmp_path), "path", "syncnet"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "syncnet_v2.model")
+
+
+def test_cache_info_and_clear_keep_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "cache"
+    for rel, size in (("demo/v1/a.mp4", 2048), ("calibration/v1/x/static.mp4", 1024), ("weights/s.model", 10)):
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cache / rel).write_bytes(b"x" * size)
+    assert main(["--cache", str(cache), "cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "calibration" in out and "weights" in out
+    assert main(["--cache", str(cache), "cache", "clear"]) == 0
+    assert capsys.readouterr().out.strip() == f"removed from {cache}: calibration, demo"
+    assert sorted(p.name for p in cache.iterdir()) == ["weights"]
+    assert main(["--cache", str(cache), "cache", "clear", "--all"]) == 0
+    assert list(cache.iterdir()) == []
