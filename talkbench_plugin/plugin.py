@@ -76,6 +76,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash[STATE]
     try:
         cases = state.dataset().cases()
+        state.thresholds()  # a bad bounds file stops the run here, cleanly, not in every test
     except TalkbenchError as exc:
         raise pytest.Collector.CollectError(f"talkbench: {exc}") from None
     metafunc.parametrize("talkbench_case", cases, ids=[c.id for c in cases])

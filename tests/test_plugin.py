@@ -171,3 +171,11 @@ def test_no_github_output_outside_actions(project: pytest.Pytester, monkeypatch:
     (project.path / "t.toml").write_text("[Blur]\npsnr = { min = 99.0 }\n")
     result = run(project, "--talkbench-thresholds", "t.toml", "-k", "Blur")
     assert "::error" not in result.stderr.str() + result.stdout.str()
+
+
+def test_bad_thresholds_file_is_a_clean_collection_error(project: pytest.Pytester) -> None:
+    (project.path / "t.toml").write_text("[Blur]\npsnr = { low = 3 }\n")
+    result = run(project, "--talkbench-thresholds", "t.toml")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*talkbench: *t.toml: Blur.psnr: must be a table with min and/or max*"])
+    assert "Traceback" not in result.stdout.str()
