@@ -196,6 +196,7 @@ class ControllerReporter:
         self.missing: list[str] = []
         self.written: list[Path] = []
         self.failures: list[tuple[str, str, str]] = []  # (test file, metric, message)
+        self.benchmarks: list[dict[str, Any]] = []  # pytest-benchmark entries, one per (case, metric)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expect([item.nodeid for item in session.items])
@@ -210,6 +211,10 @@ class ControllerReporter:
         payload = getattr(report, "talkbench", None)
         if payload is not None:
             self.collector.add_payload(payload)
+            if payload["metric"] in payload["record"].get("metrics", {}):
+                from .benchmark_json import entry
+
+                self.benchmarks.append(entry(report.nodeid, payload["metric"], payload["record"]))
             if report.failed:
                 self.failures.append((report.location[0], payload["metric"], report.longreprtext))
         if report.when == "teardown":
@@ -237,6 +242,9 @@ class ControllerReporter:
         directory = self.state.config.getoption("talkbench_report")
         if directory:
             self.written = write_reports(Path(directory), self.records(), info)
+        from .benchmark_json import save
+
+        self.written += save(self.state.config, self.benchmarks)
         verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
         github.append_summary(f"{markdown(self.records(), info)}\n**Gate: {verdict}** "
                               f"({len(self.failures)} metric test(s) failed)\n")

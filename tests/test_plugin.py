@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,28 @@ def test_bad_thresholds_file_is_a_clean_collection_error(project: pytest.Pyteste
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*talkbench: *t.toml: Blur.psnr: must be a table with min and/or max*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_pytest_benchmark_files_under_xdist_read_by_its_cli(project: pytest.Pytester) -> None:
+    """pytest-benchmark is disabled under xdist; talkbench still saves runs that its CLI lists and compares."""
+    storage = project.path / "bench-store"
+    for name, workers in (("base", "2"), ("new", "2"), ("serial", "0")):
+        run(project, "-n", workers, "-k", "a-", f"--benchmark-storage=file://{storage}", f"--benchmark-save={name}",
+            "--benchmark-json", f"{name}.json").assert_outcomes(passed=10)
+    data = json.loads((project.path / "new.json").read_text())
+    entries = {b["fullname"]: b for b in data["benchmarks"]}
+    assert len(entries) == 10 and data["machine_info"]["python_version"]
+    blur = entries["benchmarks/test_fidelity.py::test_psnr[a-Blur]"]
+    assert blur["group"] == "psnr" and blur["stats"]["rounds"] == 1 and blur["stats"]["min"] > 0
+    assert 10 < blur["extra_info"]["psnr"] < 60 and blur["extra_info"]["protocol"]["convention"] == "ffmpeg"
+    saved = sorted(p.name for p in storage.rglob("*.json"))
+    assert saved == ["0001_base.json", "0002_new.json", "0003_serial.json"]
+    serial = json.loads((project.path / "serial.json").read_text())
+    assert {b["fullname"] for b in serial["benchmarks"]} == set(entries)
+
+    cli = shutil.which("pytest-benchmark", path=str(Path(sys.executable).parent))
+    listed = subprocess.run([cli, "--storage", f"file://{storage}", "list"], capture_output=True, text=True, check=True)
+    assert "0001_base.json" in listed.stdout and "0002_new.json" in listed.stdout
+    compared = subprocess.run([cli, "--storage", f"file://{storage}", "compare", "0001", "0002", "--group-by", "name"],
+                              capture_output=True, text=True, cwd=project.path, check=True)
+    assert "test_psnr[a-Blur]" in compared.stdout and "0001_base" in compared.stdout

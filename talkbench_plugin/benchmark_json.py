@@ -1,0 +1,68 @@
+"""Runs saved in pytest-benchmark's own JSON schema and storage layout, one entry per (case, metric).
+
+pytest-benchmark disables itself under xdist, so the controller writes the file that
+``--benchmark-save``/``--benchmark-autosave``/``--benchmark-json`` ask for, through pytest-benchmark's
+own storage and hooks: ``pytest-benchmark list|compare`` then read talkbench runs like any other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def entry(nodeid: str, metric: str, record: dict[str, Any]) -> dict[str, Any]:
+    """One benchmark: the metric's computation time for one case; its value and protocol as extra_info."""
+    from pytest_benchmark.stats import Stats
+
+    stats = Stats()
+    stats.update(record["timings"][metric])
+    value = record["metrics"][metric]
+    return {
+        "group": metric,
+        "name": nodeid.rsplit("::", 1)[-1],
+        "fullname": nodeid,
+        "params": {"talkbench_case": record["case"]},
+        "param": record["case"],
+        "extra_info": {
+            metric: value["value"],
+            "unit": value["unit"],
+            "higher_is_better": value["higher_is_better"],
+            "protocol": value["protocol"],
+            "frames": record["alignment"]["compared"],
+            "case_seconds": record["timings"]["total"],
+            "rtf": record["throughput"]["rtf"],
+        },
+        "options": {},
+        "stats": {**stats.as_dict(), "iterations": 1},
+    }
+
+
+def save(config: pytest.Config, benchmarks: list[dict[str, Any]]) -> list[Path]:
+    """Write the run where pytest-benchmark's options say; returns the files written."""
+    session = getattr(config, "_benchmarksession", None)
+    name = session and (session.save or session.autosave)
+    if session is None or not benchmarks or not (name or session.json):
+        return []
+    import pytest_benchmark
+
+    output = {
+        "machine_info": session.get_machine_info(),
+        "commit_info": config.hook.pytest_benchmark_generate_commit_info(config=config),
+        "benchmarks": benchmarks,
+        "datetime": datetime.now(timezone.utc).isoformat(),
+        "version": pytest_benchmark.__version__,
+    }
+    written = []
+    if session.json:
+        session.save_json(output)
+        written.append(Path(session.json))
+    if name:
+        location = Path(session.storage.location)
+        before = set(location.glob("*.json"))
+        session.storage.save(output, name)
+        written += sorted(set(location.glob("*.json")) - before)
+    return written
