@@ -41,6 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--talkbench-calibrations", metavar="LIST", default="reference,static,shifted,degraded",
                     help="calibration pipelines added to every dataset, comma-separated, or 'none' "
                          "(default: %(default)s)")
+    group.addoption("--talkbench-shard", metavar="I/N",
+                    help="run only shard I of N (1-based): every N-th case of the dataset, from the I-th on")
     group.addoption("--talkbench-report", metavar="DIR", help="write results.json, CSV and Markdown tables here")
     group.addoption("--talkbench-cache", metavar="DIR",
                     help="cache for the demo dataset and derived media (default: $TALKBENCH_CACHE or "
@@ -56,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if unknown:
         raise pytest.UsageError(f"--talkbench-metrics: unknown metric(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(FIDELITY)}")
-    state = RunState(config, metrics)
+    state = RunState(config, metrics, parse_shard(config.getoption("talkbench_shard")))
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ControllerReporter(state), "talkbench-reporter")
@@ -79,6 +81,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.thresholds()  # a bad bounds file stops the run here, cleanly, not in every test
     except TalkbenchError as exc:
         raise pytest.Collector.CollectError(f"talkbench: {exc}") from None
+    if state.shard:
+        index, count = state.shard
+        cases = cases[index - 1 :: count]
     metafunc.parametrize("talkbench_case", cases, ids=[c.id for c in cases])
     metafunc.definition.add_marker("talkbench")
 
@@ -97,6 +102,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` as (I, N) with 1 <= I <= N."""
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise pytest.UsageError(f"--talkbench-shard {text}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    return int(index), int(count)
+
+
 def parse_list(text: str) -> list[str]:
     """A comma-separated option value; 'none' is the empty list."""
     return [] if text.strip() == "none" else [item.strip() for item in text.split(",") if item.strip()]
@@ -105,9 +120,10 @@ def parse_list(text: str) -> list[str]:
 class RunState:
     """Per-process settings and lazily loaded dataset/thresholds."""
 
-    def __init__(self, config: pytest.Config, metrics: list[str]) -> None:
+    def __init__(self, config: pytest.Config, metrics: list[str], shard: tuple[int, int] | None) -> None:
         self.config = config
         self.metrics = metrics
+        self.shard = shard
         self.convention = config.getoption("talkbench_convention")
         self.batch = config.getoption("talkbench_batch")
         self.calibrations = parse_list(config.getoption("talkbench_calibrations"))
@@ -202,8 +218,9 @@ class ControllerReporter:
         self.expect([item.nodeid for item in session.items])
 
     def expect(self, ids: list[str]) -> None:
-        """Every collected test must report back; under xdist the first worker's ids are used."""
-        if not self.collected:
+        """Every collected test must report back (unless only collecting); under xdist the first
+        worker's ids are used."""
+        if not self.collected and not self.state.config.option.collectonly:
             self.collected = list(ids)
             self.collector.expect(self.collected)
 

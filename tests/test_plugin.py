@@ -206,3 +206,18 @@ def test_pytest_benchmark_files_under_xdist_read_by_its_cli(project: pytest.Pyte
     compared = subprocess.run([cli, "--storage", f"file://{storage}", "compare", "0001", "0002", "--group-by", "name"],
                               capture_output=True, text=True, cwd=project.path, check=True)
     assert "test_psnr[a-Blur]" in compared.stdout and "0001_base" in compared.stdout
+
+
+def test_shards_split_the_cases(project: pytest.Pytester) -> None:
+    def ids(*args: str) -> set[str]:
+        result = project.runpytest("--co", "-q", "--talkbench-data", "data", "--talkbench-cache", "cache", *args)
+        assert "missing result" not in result.stdout.str()
+        return {line.split("[", 1)[1].rstrip("]") for line in result.outlines if "::test_" in line}
+
+    everything = ids()
+    shards = [ids("--talkbench-shard", f"{i}/3") for i in (1, 2, 3)]
+    assert set().union(*shards) == everything and sum(map(len, shards)) == len(everything) == 10
+    assert shards[0] == ids("--talkbench-shard", "1/3")  # deterministic
+    result = project.runpytest("--co", "--talkbench-shard", "4/3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--talkbench-shard 4/3: expected I/N with 1 <= I <= N*"])
