@@ -253,17 +253,17 @@ class ControllerReporter:
         if not self.collector.records:
             return
         from . import github
+        from .benchmark_json import save
         from .reports import markdown, run_info, write_reports
 
+        records = self.records()
         info = run_info({"dataset": self.state.dataset().name, **self.state.settings()})
         directory = self.state.config.getoption("talkbench_report")
         if directory:
-            self.written = write_reports(Path(directory), self.records(), info)
-        from .benchmark_json import save
-
+            self.written = write_reports(Path(directory), records, info)
         self.written += save(self.state.config, self.benchmarks)
         verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
-        github.append_summary(f"{markdown(self.records(), info)}\n**Gate: {verdict}** "
+        github.append_summary(f"{markdown(records, info)}\n**Gate: {verdict}** "
                               f"({len(self.failures)} metric test(s) failed)\n")
         if github.in_actions():
             for file, metric, message in self.failures:
