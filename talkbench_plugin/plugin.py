@@ -6,7 +6,6 @@ Hooks stay thin: the engine (engine.py), datasets, thresholds and reports are pl
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,7 +22,6 @@ from .thresholds import Thresholds
 
 PAYLOAD = pytest.StashKey[dict]()
 STATE = pytest.StashKey["RunState"]()
-_PARAM = re.compile(r"\[(.+)\]$")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -208,7 +206,6 @@ class ControllerReporter:
     def __init__(self, state: RunState) -> None:
         self.state = state
         self.collector = ResultCollector()
-        self.collected: list[str] = []
         self.missing: list[str] = []
         self.written: list[Path] = []
         self.failures: list[tuple[str, str, str]] = []  # (test file, metric, message)
@@ -218,11 +215,9 @@ class ControllerReporter:
         self.expect([item.nodeid for item in session.items])
 
     def expect(self, ids: list[str]) -> None:
-        """Every collected test must report back (unless only collecting); under xdist the first
-        worker's ids are used."""
-        if not self.collected and not self.state.config.option.collectonly:
-            self.collected = list(ids)
-            self.collector.expect(self.collected)
+        """Every collected test must report back, unless the run only collects."""
+        if not self.state.config.option.collectonly:
+            self.collector.expect(ids)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "talkbench", None)
@@ -237,14 +232,6 @@ class ControllerReporter:
         if report.when == "teardown":
             self.collector.finish(report.nodeid)
 
-    def records(self) -> list[dict[str, Any]]:
-        order = []
-        for nodeid in self.collected:
-            match = _PARAM.search(nodeid)
-            if match and match.group(1) not in order:
-                order.append(match.group(1))
-        return self.collector.ordered(order)
-
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         interrupted = session.shouldstop or session.shouldfail
         self.missing = [] if interrupted else self.collector.missing()
@@ -256,7 +243,7 @@ class ControllerReporter:
         from .benchmark_json import save
         from .reports import markdown, run_info, write_reports
 
-        records = self.records()
+        records = self.collector.ordered()
         info = run_info({"dataset": self.state.dataset().name, **self.state.settings()})
         directory = self.state.config.getoption("talkbench_report")
         if directory:
@@ -275,7 +262,7 @@ class ControllerReporter:
         from .reports import errors, per_language, per_video
 
         tr = terminalreporter
-        records = self.records()
+        records = self.collector.ordered()
         tr.write_sep("=", "talkbench")
         if records:
             tr.write_line(per_video(records).text())
