@@ -1,8 +1,8 @@
 """Calibration pipelines: videos derived from a speaker's reference that bracket what metrics report.
 
 ``reference`` is the reference itself (perfect fidelity and sync), ``static`` holds its first frame
-(no motion at all), ``shifted`` is its video with the audio late by SHIFT_FRAMES frames (perfect
-fidelity, known sync offset) and ``degraded`` is a small, blocky re-encode at another frame rate
+(no motion at all), ``shifted`` is its video with the audio SHIFT_FRAMES frames early, i.e. the
+video lags the speech by that much (perfect fidelity, a known AV offset of +SHIFT_FRAMES) and ``degraded`` is a small, blocky re-encode at another frame rate
 (exercises alignment and resizing). Each is made in one streaming pass over the reference.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from talkbench_plugin.cache import atomic_path
 from talkbench_plugin.errors import MediaError
+from talkbench_plugin.media.rate import RateConverter
 
 CALIBRATIONS = ("reference", "static", "shifted", "degraded")
 SHIFT_FRAMES = 3
@@ -63,20 +64,20 @@ def _static(reference: Path, tmp: Path) -> None:
 
 
 def _shifted(reference: Path, tmp: Path) -> None:
-    """The reference's video packets as they are, its audio SHIFT_FRAMES frames late, same length."""
+    """The reference's video packets as they are, its audio SHIFT_FRAMES frames early, same length."""
     with _open(reference) as src:
         video, audio = _video_stream(src, reference), _audio_stream(src)
         if audio is None:
             raise MediaError(
                 reference,
-                "has no audio stream: the 'shifted' calibration delays the reference's audio; add the "
+                "has no audio stream: the 'shifted' calibration moves the reference's audio; add the "
                 "speaker's audio track to the reference (e.g. ffmpeg -i video.mp4 -i audio.wav -c:v copy "
                 "-c:a aac out.mp4) or leave it out with --talkbench-calibrations reference,static,degraded",
             )
-        delay = round(SHIFT_FRAMES * audio.codec_context.sample_rate / _rate(video, reference))
+        shift = -round(SHIFT_FRAMES * audio.codec_context.sample_rate / _rate(video, reference))
         with _create(tmp) as out:
             copy = out.add_stream_from_template(video)
-            sound = _AudioOut(out, audio, reference, delay)
+            sound = _AudioOut(out, audio, reference, shift)
             for packet in _packets(reference, src, video, audio):
                 if packet.stream is audio:
                     sound.write(packet)
@@ -95,17 +96,18 @@ def _degraded(reference: Path, tmp: Path) -> None:
         with _create(tmp) as out:
             encoder = _video_encoder(out, video, rate, _LOW_QUALITY, size)
             sound = _AudioOut(out, audio, reference) if audio else None
-            picker = _FrameRateConverter(rate, 1 / source_rate)
+            picker = RateConverter[av.VideoFrame](rate, 1 / source_rate)
             shrink = {"width": size[0], "height": size[1], "format": "yuv420p", "interpolation": "AREA"}
             for packet in _packets(reference, src, video, audio):
                 if packet.stream is video:
                     for frame in _decode(reference, packet):
-                        for picked in picker.push(frame):
-                            out.mux(encoder.encode(picked.reformat(**shrink)))
+                        duration = frame.duration * frame.time_base if frame.duration else None
+                        for slot, picked in picker.push(frame.pts * frame.time_base, duration, frame):
+                            out.mux(encoder.encode(_stamped(picked.reformat(**shrink), slot, rate)))
                 else:
                     sound.write(packet)
-            for picked in picker.finish():
-                out.mux(encoder.encode(picked.reformat(**shrink)))
+            for slot, picked in picker.finish():
+                out.mux(encoder.encode(_stamped(picked.reformat(**shrink), slot, rate)))
             out.mux(encoder.encode(None))
             if sound:
                 sound.finish()
@@ -113,14 +115,14 @@ def _degraded(reference: Path, tmp: Path) -> None:
 
 class _AudioOut:
     """Writes the reference's audio into the output: its packets as they are when MP4 can hold its
-    codec and no delay is asked for, else decoded, delayed by ``delay`` samples and encoded as AAC."""
+    codec and no shift is asked for, else decoded, shifted by ``shift`` samples and encoded as AAC."""
 
     def __init__(
-        self, out: av.container.OutputContainer, audio: av.AudioStream, reference: Path, delay: int = 0
+        self, out: av.container.OutputContainer, audio: av.AudioStream, reference: Path, shift: int = 0
     ) -> None:
         self.out, self.reference = out, reference
         ctx = audio.codec_context
-        self.copy = delay == 0 and ctx.name in out.supported_codecs
+        self.copy = shift == 0 and ctx.name in out.supported_codecs
         if self.copy:
             self.stream = out.add_stream_from_template(audio)
         else:
@@ -130,7 +132,7 @@ class _AudioOut:
             aac_limit = 4 * ctx.sample_rate * channels  # AAC's ceiling is 6 bits a sample
             self.stream.bit_rate = min(ctx.bit_rate or 128_000, aac_limit)
             self.to_float = av.AudioResampler(format="fltp", layout=layout, rate=ctx.sample_rate)
-            self.late = _AudioDelay(delay, _samples(audio))
+            self.shifted = _AudioShift(shift, _samples(audio))
 
     def write(self, packet: av.Packet) -> None:
         """Take the next audio packet of the reference (the last, empty one drains the decoder)."""
@@ -139,13 +141,13 @@ class _AudioOut:
                 _remux(self.out, packet, self.stream)
             return
         for frame in _decode(self.reference, packet):
-            self._encode(self.late.push(self.to_float.resample(frame)))
+            self._encode(self.shifted.push(self.to_float.resample(frame)))
 
     def finish(self) -> None:
         """Write what is left once the reference has ended."""
         if not self.copy:
-            self._encode(self.late.push(self.to_float.resample(None)))
-            self._encode(self.late.finish())
+            self._encode(self.shifted.push(self.to_float.resample(None)))
+            self._encode(self.shifted.finish())
             self.out.mux(self.stream.encode(None))
 
     def _encode(self, frames: Iterator[av.AudioFrame]) -> None:
@@ -153,38 +155,9 @@ class _AudioOut:
             self.out.mux(self.stream.encode(frame))
 
 
-class _FrameRateConverter:
-    """Constant-rate output by timestamp, as FFmpeg's ``fps`` filter does: output slot n (time
-    n / rate) shows the latest input frame whose time, rounded to a slot, is at most n; the output
-    ends where the last input frame ends."""
-
-    def __init__(self, rate: Fraction, frame_time: Fraction) -> None:
-        self.rate = Fraction(rate)
-        self.frame_time = frame_time  # an input frame's duration when the frame does not say
-        self._held: av.VideoFrame | None = None
-        self._next = 0
-        self._end = 0
-
-    def push(self, frame: av.VideoFrame) -> Iterator[av.VideoFrame]:
-        """Take the next input frame (presentation order); yield the output frames it completes."""
-        start = frame.pts * frame.time_base
-        slot = _round_half_up(start * self.rate)
-        if self._held is None:
-            self._next = slot
-        yield from self._emit_until(slot)
-        self._held = frame
-        duration = frame.duration * frame.time_base if frame.duration else self.frame_time
-        self._end = _round_half_up((start + duration) * self.rate)
-
-    def finish(self) -> Iterator[av.VideoFrame]:
-        """Yield the output frames left once the input has ended."""
-        yield from self._emit_until(self._end)
-
-    def _emit_until(self, slot: int) -> Iterator[av.VideoFrame]:
-        while self._held is not None and self._next < slot:
-            self._held.pts, self._held.time_base = self._next, 1 / self.rate
-            yield self._held
-            self._next += 1
+def _stamped(frame: av.VideoFrame, slot: int, rate: Fraction) -> av.VideoFrame:
+    frame.pts, frame.time_base = slot, 1 / rate
+    return frame
 
 
 def _samples(audio: av.AudioStream) -> int | None:
@@ -194,41 +167,47 @@ def _samples(audio: av.AudioStream) -> int | None:
     return round(audio.duration * audio.time_base * audio.codec_context.sample_rate)
 
 
-def _round_half_up(x: Fraction) -> int:
-    return math.floor(x + Fraction(1, 2))
-
-
 def _half(n: int) -> int:
     """About half of ``n``, even, at least 2."""
     return max(2, n // 4 * 2)
 
 
-class _AudioDelay:
-    """Delays float planar audio by ``delay`` samples of silence and keeps its length (``length``
-    samples when given, else the input's): output comes in chunks of _AUDIO_CHUNK samples, stamped
-    in samples, and the last ``delay`` input samples are cut."""
+class _AudioShift:
+    """Shifts float planar audio by ``shift`` samples and keeps its length (``length`` samples when
+    given, else the input's). Positive: silence first, the last samples cut; negative: the first
+    samples cut, silence at the end. Output comes in chunks of _AUDIO_CHUNK samples, stamped in samples."""
 
-    def __init__(self, delay: int, length: int | None) -> None:
-        self.delay = delay
+    def __init__(self, shift: int, length: int | None) -> None:
+        self.shift = shift
         self.length = length
         self._fifo = av.AudioFifo()
-        self._started = False
+        self._like: av.AudioFrame | None = None
+        self._skip = max(0, -shift)
+        self._received = 0
         self._sent = 0
 
     def push(self, frames: list[av.AudioFrame]) -> Iterator[av.AudioFrame]:
         """Take the next decoded frames; yield the chunks now complete."""
         for frame in frames:
-            if not self._started and self.delay:
-                self._fifo.write(_silence(frame, self.delay))
-            self._started = True
+            if self._like is None and self.shift > 0:
+                self._fifo.write(_silence(frame, self.shift))
+            self._like = frame
+            self._received += frame.samples
             frame.pts = None
             self._fifo.write(frame)
-            while self._fifo.samples >= _AUDIO_CHUNK + self.delay and self._left() >= _AUDIO_CHUNK:
+            if self._skip:
+                self._skip -= self._fifo.read(min(self._skip, self._fifo.samples)).samples
+            while self._fifo.samples >= _AUDIO_CHUNK + max(self.shift, 0) and self._left() >= _AUDIO_CHUNK:
                 yield self._chunk(_AUDIO_CHUNK)
 
     def finish(self) -> Iterator[av.AudioFrame]:
-        """Yield what is left, less the last ``delay`` samples."""
-        samples = min(self._fifo.samples - self.delay, self._left())
+        """Yield what is left up to the length: cut, or padded with silence."""
+        if self._like is None:
+            return
+        end = self.length if self.length is not None else self._received
+        samples = end - self._sent
+        if self._fifo.samples < samples:
+            self._fifo.write(_silence(self._like, samples - self._fifo.samples))
         if samples > 0:
             yield self._chunk(samples)
 

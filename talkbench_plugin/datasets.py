@@ -11,7 +11,7 @@ from .errors import ManifestError
 from .manifest import CALIBRATION, Case, Dataset, Pipeline, load_manifest
 
 DEMO_VERSION = "v1"
-CALIBRATION_VERSION = "v1"
+CALIBRATION_VERSION = "v2"
 
 
 def demo_manifest(cache: Path) -> Path:

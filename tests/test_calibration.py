@@ -98,21 +98,21 @@ def test_static_holds_the_first_frame(calibrated, sid: str) -> None:
 
 
 @pytest.mark.parametrize("sid", SPEAKERS)
-def test_shifted_keeps_the_video_and_delays_the_audio(calibrated, sid: str) -> None:
+def test_shifted_keeps_the_video_and_advances_the_audio(calibrated, sid: str) -> None:
     reference, shifted = calibrated[sid, "reference"], calibrated[sid, "shifted"]
     assert _video_packets(shifted) == _video_packets(reference)
     fps = _video_info(reference)[2]
     ref_audio, rate = _audio(reference)
-    late_audio, late_rate = _audio(shifted)
-    assert late_rate == rate and len(late_audio) == len(ref_audio)
+    early_audio, early_rate = _audio(shifted)
+    assert early_rate == rate and len(early_audio) == len(ref_audio)
     with av.open(str(reference)) as a, av.open(str(shifted)) as b:
         sa, sb = a.streams.audio[0], b.streams.audio[0]
         assert sa.duration * sa.time_base == sb.duration * sb.time_base  # same length
     size = 2 * len(ref_audio)
-    xcorr = np.fft.irfft(np.fft.rfft(late_audio, size) * np.conj(np.fft.rfft(ref_audio, size)))
-    lag = int(np.argmax(xcorr[: len(ref_audio)]))
-    assert lag == pytest.approx(SHIFT_FRAMES * rate / fps, abs=1)
-    assert np.abs(late_audio[: lag - 16]).max() < 1e-3  # silence first
+    xcorr = np.fft.irfft(np.fft.rfft(ref_audio, size) * np.conj(np.fft.rfft(early_audio, size)))
+    lead = int(np.argmax(xcorr[: len(ref_audio)]))  # the reference's audio lags the shifted one by this
+    assert lead == pytest.approx(SHIFT_FRAMES * rate / fps, abs=1)
+    assert np.abs(early_audio[len(early_audio) - lead + 16 :]).max() < 1e-3  # silence last
 
 
 @pytest.mark.parametrize(("sid", "fps"), [("eileen_en", 30), ("eileen_zh", 25)])
@@ -190,8 +190,8 @@ def test_audio_that_mp4_cannot_hold_is_reencoded(tmp_path: Path, kind: str) -> N
     theirs = (theirs - 128) / 128 if theirs.max() > 2 else theirs
     assert len(ours) == pytest.approx(len(theirs), abs=1024)
     lag = SHIFT_FRAMES * rate // 25 if kind == "shifted" else 0
-    n = len(theirs) - lag
-    assert np.corrcoef(ours[lag:n], theirs[: n - lag])[0, 1] > 0.95
+    n = min(len(ours), len(theirs)) - lag
+    assert np.corrcoef(ours[:n], theirs[lag : n + lag])[0, 1] > 0.95  # 'shifted' plays its audio early
 
 
 @pytest.mark.parametrize("kind", KINDS)
