@@ -1,5 +1,6 @@
 """Fixtures shared by the project's tests."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,27 @@ def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / spec_for("inception").filename
     torch.save(random_inception_state(seed=0), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def sync_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights directory with deterministic random SyncNet and S3FD weights in the official format."""
+    from talkbench_plugin.sync.model import write_random_weights
+    from talkbench_plugin.weights import spec_for
+
+    folder = tmp_path_factory.mktemp("sync-weights")
+    for kind in ("syncnet", "s3fd"):
+        write_random_weights(kind, folder / spec_for(kind).filename, seed=0)
+    return folder
+
+
+@pytest.fixture
+def sync_weights(sync_weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``sync_weights_dir``, with the registry pinning those random files (as it pins the official ones)."""
+    from talkbench_plugin import weights
+
+    for kind in ("syncnet", "s3fd"):
+        spec = weights.spec_for(kind)
+        digest = hashlib.sha256((sync_weights_dir / spec.filename).read_bytes()).hexdigest()
+        monkeypatch.setitem(weights.REGISTRY, kind, weights.WeightSpec(kind, spec.filename, (), sha256=digest))
+    return sync_weights_dir

@@ -180,7 +180,7 @@ def test_s3fd_detector_from_verified_weights(tmp_path, monkeypatch):
     data = path.read_bytes()
     monkeypatch.setitem(weights.REGISTRY, "s3fd", weights.WeightSpec(
         name="s3fd", filename="sfd_face.pth", urls=(), sha256=hashlib.sha256(data).hexdigest()))
-    detector = S3FDDetector(weights_dir=tmp_path, conf_th=0.5, batch=2)  # random weights score about 0.5
+    detector = S3FDDetector(weights_dir=tmp_path, conf_th=0.5, batch_pixels=2 * 64 * 80)  # 2 frames a batch; random weights score about 0.5
     frames = np.random.default_rng(2).integers(0, 256, (3, 256, 320, 3), dtype=np.uint8)
     found = detector.detect(frames)
     # batched, channels-last: the boxes that syncnet-python's S3FD.detect_faces finds frame by frame

@@ -12,8 +12,11 @@ import pytest
 import torch
 from scipy.io import wavfile
 
+from talkbench_plugin.engine import evaluate_case
+from talkbench_plugin.manifest import CALIBRATION, Case, Pipeline, Segment, Speaker
+from talkbench_plugin.metrics.sync import SyncOptions
 from talkbench_plugin.sync import model as syncnet_model
-from talkbench_plugin.sync.faces import FaceCropper, FixedBoxDetector
+from talkbench_plugin.sync.faces import FaceCropper, FixedBoxDetector, S3FDDetector
 from talkbench_plugin.sync.score import score_clip
 from talkbench_plugin.sync.video import VideoSyncScorer
 
@@ -49,22 +52,22 @@ def _xvid_jpeg_roundtrip(crops: np.ndarray, folder: Path) -> np.ndarray:
 @pytest.mark.parametrize(("clip", "box"), [
     ("may_5s.mp4", (120, 100, 400, 420)),
     ("syncnet_example.avi", (400, 110, 650, 400)),  # off-centre face
+    ("hdtf_face4_30fps.mp4", (300, 80, 540, 400)),  # resampled to 25 fps
+    ("hdtf_face1_22fps.mp4", (240, 80, 520, 400)),  # 22.131 fps, resampled to 25 fps
 ])
-def test_full_path_matches_syncnet_pipeline(clip, box, tmp_path, monkeypatch):
+def test_full_path_matches_syncnet_pipeline(clip, box, sync_weights, tmp_path, monkeypatch):
     from syncnet_python import SyncNetPipeline
 
     video = _lossless_excerpt(clip, tmp_path)
-    syncnet_model.write_random_weights("syncnet", tmp_path / "syncnet_v2.model", seed=0)
-    syncnet_model.write_random_weights("s3fd", tmp_path / "sfd_face.pth", seed=0)
-    pipe = SyncNetPipeline({"syncnet_weights": str(tmp_path / "syncnet_v2.model"),
-                            "s3fd_weights": str(tmp_path / "sfd_face.pth")}, device="cpu")
+    pipe = SyncNetPipeline({"syncnet_weights": str(sync_weights / "syncnet_v2.model"),
+                            "s3fd_weights": str(sync_weights / "sfd_face.pth")}, device="cpu")
     monkeypatch.setattr(pipe.s3fd, "detect_faces", lambda img, conf_th, scales: np.array([[*box, 1.0]]))
     ref_tracks = []
     track = pipe._track
     monkeypatch.setattr(pipe, "_track", lambda dets: ref_tracks.extend(track(dets)) or ref_tracks[-1:])
     offsets, confs, dists, *_ = pipe.inference(str(video), None, cache_dir=str(tmp_path / "ref"))
 
-    net = syncnet_model.build("syncnet", torch.load(tmp_path / "syncnet_v2.model", weights_only=True))
+    net = syncnet_model.build("syncnet", torch.load(sync_weights / "syncnet_v2.model", weights_only=True))
     pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-f", "s16le", "-"], capture_output=True,
                          check=True).stdout
     audio = np.frombuffer(pcm, np.int16)
@@ -91,3 +94,21 @@ def test_full_path_matches_syncnet_pipeline(clip, box, tmp_path, monkeypatch):
     lossy = score_clip(net, _xvid_jpeg_roundtrip(ours_crops, tmp_path / "rt"), audio)
     assert lossy.lse_c == pytest.approx(confs[0], abs=0.05)
     assert lossy.lse_d == pytest.approx(dists[0], abs=0.05)
+    # the streamed video scorer gives exactly what its own crops score
+    own = score_clip(net, ours_crops, audio)
+    assert (ours.offset, ours.lse_c, ours.lse_d) == (own.offset, pytest.approx(own.lse_c, abs=1e-5),
+                                                     pytest.approx(own.lse_d, abs=1e-5))
+
+    # the engine on the ORIGINAL clip (its own frame rate, resampled by timestamp inside the decode pass,
+    # its own audio track) gives the tracks and scores of the ffmpeg fps=25 excerpt above
+    monkeypatch.setattr(S3FDDetector, "detect", lambda self, frames: [np.array([[*box, 1.0]])] * len(frames))
+    speaker = Speaker("clip", "en", CLIPS / clip)
+    case = Case(speaker, Pipeline("reference", CALIBRATION), None, Segment(0.0, len(frames) / 25))
+    record = evaluate_case(case, ["lse_c", "lse_d", "av_offset"], tmp_path / "cache",
+                           options={"sync": SyncOptions(weights=str(sync_weights))})
+    engine = record["metrics"]
+    assert [(t["first"], t["last"]) for t in engine["lse_c"]["details"]["tracks"]] == \
+        [(t.track.first, t.track.last) for t in ours.tracks]
+    assert engine["av_offset"]["value"] == ours.offset
+    assert engine["lse_c"]["value"] == pytest.approx(ours.lse_c, abs=1e-3)
+    assert engine["lse_d"]["value"] == pytest.approx(ours.lse_d, abs=1e-3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import pytest
 import python_speech_features as psf
 import torch
 from scipy.io import wavfile
+
+from sync_oracle import Oracle, coded
 
 from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.sync import model as syncnet_model
@@ -98,28 +99,6 @@ def test_agrees_with_syncnet_python(source, random_syncnet, tmp_path, capsys):
     assert mine.lse_c == pytest.approx(float(np.median(mine.distances)) - min(mine.distances), abs=1e-5)
 
 
-class Oracle(torch.nn.Module):
-    """A feature extractor that reads a known code back: frame t is grey level 40 + 25·r[t]; audio frame
-    t is a 4 kHz tone of amplitude 200·2^r[t], whose MFCC log energy (row 0) is 2·ln(2)·r[t] + const.
-    Both embeddings are the window's 5 codes, centred, so the distance is ~0 only when aligned."""
-
-    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
-        codes = (x.mean(dim=(1, 3, 4)) - 40) / 25
-        return codes - codes.mean(1, keepdim=True)
-
-    def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
-        codes = x[:, 0, 0, ::4].double() / (2 * math.log(2))
-        return (codes - codes.mean(1, keepdim=True)).float()
-
-
-def _coded(codes_video: np.ndarray, codes_audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    crops = np.repeat((40 + 25 * codes_video).astype(np.uint8), 224 * 224 * 3).reshape(-1, 224, 224, 3)
-    tone = np.cos(2 * np.pi * 4000 * np.arange(640) / 16000)
-    audio = np.concatenate([200 * 2.0 ** c * tone for c in codes_audio])
-    assert np.abs(audio).max() < 32767
-    return crops, np.rint(audio).astype(np.int16)
-
-
 @pytest.mark.parametrize("delay", [-7, -2, 0, 3, 11])
 def test_oracle_offset_sign(delay):
     """Video delayed by k frames (it lags the audio) reports +k; audio delayed by k reports -k."""
@@ -127,7 +106,7 @@ def test_oracle_offset_sign(delay):
     n, k = 120, abs(delay)
     late, on_time = codes[20 - k:20 - k + n], codes[20:20 + n]  # late[t] shows what on_time showed at t - k
     video, audio = (late, on_time) if delay >= 0 else (on_time, late)
-    result = score_clip(Oracle(), *_coded(video, audio))
+    result = score_clip(Oracle(), *coded(video, audio))
     assert result.offset == delay
     assert result.lse_d < 0.5 < result.lse_c
     assert np.median(result.frame_confidence) > 1.0
@@ -135,7 +114,7 @@ def test_oracle_offset_sign(delay):
 
 def test_oracle_agrees_with_syncnet_python(tmp_path, capsys):
     codes = np.random.default_rng(6).integers(0, 8, 80)
-    crops, audio = _coded(codes[4:64], codes[:60])  # video leads: offset -4, away from the edges
+    crops, audio = coded(codes[4:64], codes[:60])  # video leads: offset -4, away from the edges
     mine = score_clip(Oracle(), crops, audio)
     offset, conf, dist, framewise = reference_evaluate(Oracle(), crops, audio, tmp_path, capsys)
     assert mine.offset == offset == -4

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import av
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..manifest import Case
+    from ..media.video import VideoInfo
 
 
 def frame_planes(frame: av.VideoFrame) -> tuple[np.ndarray, ...]:
@@ -75,4 +80,36 @@ class Metric:
         raise NotImplementedError
 
     def compute(self) -> MetricValue:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CaseMedia:
+    """What a stream metric is told about its case: the case (outputs in place) and both headers."""
+
+    case: Case
+    reference: VideoInfo
+    generated: VideoInfo
+    cache: Path
+
+
+class StreamMetric:
+    """A metric family fed each video's own frames in decode order rather than aligned pairs (lip sync
+    at 25 fps from the generated video, FID from each side's frames). One computation can give several
+    named values; ``kinds`` maps each name to (unit, higher_is_better), None when neither direction is
+    better. ``sides`` says which videos it needs ("reference", "generated").
+    """
+
+    kinds: ClassVar[dict[str, tuple[str, bool | None]]]
+    sides: frozenset[str]
+    timings: dict[str, float]  # seconds of its own sub-stages (detection, model forward, ...)
+
+    def protocol(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def update_frame(self, side: str, time: float, frame: av.VideoFrame) -> bool:
+        """Take the next decoded frame of ``side``; return False once no more frames of it are needed."""
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, MetricValue]:
         raise NotImplementedError

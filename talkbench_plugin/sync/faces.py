@@ -53,20 +53,24 @@ class Detector(Protocol):
 class S3FDDetector:
     """syncnet-python's S3FD with its reference settings (scale 0.25, confidence > 0.9).
 
-    ``S3FD.detect_faces`` one frame at a time, except that ``batch`` frames go through the network
-    together (channels-last): the same resize, mean, thresholding and NMS, about 2-4× faster on CPU.
+    ``S3FD.detect_faces`` one frame at a time, except that frames go through the network in batches of
+    about ``batch_pixels`` scaled pixels (16 frames of 512×512 at scale 0.25; channels-last): the same
+    resize, mean, thresholding and NMS, about 5-8× faster on CPU than one frame at a time.
     """
 
     def __init__(self, net: torch.nn.Module | None = None, *, weights_dir: str | os.PathLike[str] | None = None,
-                 device: str = "cpu", scale: float = 0.25, conf_th: float = 0.9, batch: int = 8) -> None:
+                 device: str = "cpu", scale: float = 0.25, conf_th: float = 0.9,
+                 batch_pixels: int = 16 * 128 * 128) -> None:
         from . import model
 
         self.net = net if net is not None else model.load("s3fd", weights_dir, device)
         self.net.to(device).eval()
-        self.device, self.scale, self.conf_th, self.batch = device, scale, conf_th, batch
+        self.device, self.scale, self.conf_th, self.batch_pixels = device, scale, conf_th, batch_pixels
 
     def detect(self, frames: np.ndarray) -> list[np.ndarray]:
-        return [boxes for i in range(0, len(frames), self.batch) for boxes in self._detect(frames[i:i + self.batch])]
+        h, w = frames.shape[1:3]
+        batch = max(1, self.batch_pixels // max(1, round(h * self.scale) * round(w * self.scale)))
+        return [boxes for i in range(0, len(frames), batch) for boxes in self._detect(frames[i:i + batch])]
 
     def _detect(self, frames: np.ndarray) -> list[np.ndarray]:
         from syncnet_python.detectors.s3fd.box_utils import nms_

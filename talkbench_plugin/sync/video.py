@@ -66,7 +66,7 @@ class VideoSyncScorer:
                  vshift: int = 15, batch_size: int = 20, device: str | torch.device = "cpu") -> None:
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {', '.join(COMBINE)}, not {combine!r}")
-        self.samples = as_int16_scale(audio)
+        self.samples = as_int16_scale(audio).astype(np.int16)  # whole values: each track's scorer takes them as they are
         self.cropper = FaceCropper(detector, faces or FaceSettings(), color=color)
         self.syncnet = syncnet
         self.combine = combine

@@ -1,0 +1,203 @@
+"""Lip sync of the generated video (LSE-C, LSE-D, AV offset) as a stream metric of the engine.
+
+The generated video's frames are resampled to 25 fps by timestamp (FFmpeg's ``fps`` filter) and
+clipped to the evaluated segment; its own audio track (or the driving audio) from the first kept
+frame on is scored against them by ``sync.VideoSyncScorer``. The networks are syncnet-python's,
+with the pinned weights from the weights cache, loaded once per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+
+from .. import weights
+from ..errors import MediaError, TalkbenchError
+from ..media.audio import load_audio
+from ..media.rate import RateConverter
+from ..sync import model as sync_model
+from ..sync.faces import FaceSettings, S3FDDetector
+from ..sync.score import FPS, SAMPLE_RATE
+from ..sync.video import COMBINE, VideoSyncScorer
+from ..timing import StageTimer
+from .base import CaseMedia, MetricValue, StreamMetric
+
+NAMES = ("lse_c", "lse_d", "av_offset")
+AUDIO_SOURCES = ("own", "driving")
+DETECTORS = ("s3fd", "none")
+_BATCH = 32  # frames per detector / scorer update
+_NETS: dict[tuple[str, str, str], torch.nn.Module] = {}
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """The named settings of a lip-sync result (recorded with it)."""
+
+    audio: str = "own"  # the generated video's own track, or the speaker's driving audio
+    detector: str = "s3fd"  # or "none": the videos are face crops already
+    detect_every: int = 1  # 1 is reference-exact; k > 1 detects every k-th frame and interpolates
+    combine: str = "best"  # how several face tracks make one number (sync.video.COMBINE)
+    weights: str | None = None  # weights directory (default: $TALKBENCH_WEIGHTS or the cache's)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("audio", self.audio, AUDIO_SOURCES), ("detector", self.detector, DETECTORS),
+                                     ("combine", self.combine, tuple(COMBINE))):
+            if value not in allowed:
+                raise TalkbenchError(f"lip sync {name} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.detect_every < 1:
+            raise TalkbenchError(f"lip sync detect_every must be at least 1, not {self.detect_every}")
+
+    def needed_weights(self) -> tuple[str, ...]:
+        return ("syncnet", "s3fd") if self.detector == "s3fd" else ("syncnet",)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("weights", "device")}
+
+
+def network(kind: str, options: SyncOptions) -> torch.nn.Module:
+    """syncnet-python's ``kind`` network with the verified weights, loaded once per process."""
+    key = (kind, str(weights.weight_path(kind, options.weights)), options.device)
+    if key not in _NETS:
+        _NETS[key] = sync_model.load(kind, options.weights, options.device)
+    return _NETS[key]
+
+
+class SyncNetMetric(StreamMetric):
+    kinds = {"lse_c": ("", True), "lse_d": ("", False), "av_offset": ("frames", None)}
+    sides = frozenset({"generated"})
+
+    def __init__(self, media: CaseMedia, options: SyncOptions | None = None) -> None:
+        self.media = media
+        self.options = options = options or SyncOptions()
+        self.timings: dict[str, float] = {}
+        self._timer = StageTimer()
+        self._syncnet = _Timed(network("syncnet", options), self._timer, "syncnet forward")
+        self._detector = None
+        if options.detector == "s3fd":
+            self._detector = _Timed(S3FDDetector(network("s3fd", options), device=options.device),
+                                    self._timer, "face detection")
+        self._faces = FaceSettings(detect_every=options.detect_every)
+        self._rate = RateConverter[av.VideoFrame](FPS, Fraction(1) / Fraction(media.generated.fps or FPS))
+        self._origin: int | None = None
+        self._scorer: VideoSyncScorer | None = None
+        self._batch: list[np.ndarray] = []
+        self._first_slot = 0
+        self._done = False
+
+    def protocol(self) -> dict[str, Any]:
+        scorer = self._scorer_protocol()
+        return {**scorer, "settings": self.options.to_dict(), "resample": "25 fps by timestamp (FFmpeg fps filter)",
+                "weights": {k: weights.spec_for(k).sha256 for k in self.options.needed_weights()}}
+
+    def update_frame(self, side: str, time: float, frame: av.VideoFrame) -> bool:
+        if self._origin is None:
+            self._origin = frame.pts
+        start = (frame.pts - self._origin) * frame.time_base
+        duration = frame.duration * frame.time_base if frame.duration else None
+        for slot, picked in self._rate.push(start, duration, frame):
+            self._take(slot, picked)
+        return not self._done
+
+    def compute(self) -> dict[str, MetricValue]:
+        for slot, picked in self._rate.finish():
+            self._take(slot, picked)
+        self._flush()
+        if self._scorer is None:
+            raise MediaError(self.media.generated.path, "no frame in the evaluated segment to score lip sync on")
+        with self._timer.stage("scoring"):
+            result = self._scorer.compute()
+        self.timings = self._exclusive_timings()
+        scored = [t for t in result.tracks if t.score is not None]
+        rule = (lambda t: t.score.lse_c) if self.options.combine == "best" else (lambda t: t.track.frames)
+        chosen = max(scored, key=rule)  # the track the offset and the confidence curve come from
+        tracks = result.to_dict()["tracks"]
+        curve = {"offsets": chosen.score.offsets, "distances": chosen.score.distances,
+                 "frame_confidence": result.frame_confidence, "first_frame": self._first_slot,
+                 "tracks": tracks}
+        return {
+            "lse_c": MetricValue(result.lse_c, list(result.frame_confidence), curve),
+            "lse_d": MetricValue(result.lse_d, [], {"tracks": len(tracks)}),
+            "av_offset": MetricValue(float(result.offset), [], {"sign": "positive: the video lags the audio"}),
+        }
+
+    def _take(self, slot: int, frame: av.VideoFrame) -> None:
+        case = self.media.case
+        t = slot / FPS + case.offset  # on the reference timeline
+        if case.segment.end is not None and t >= case.segment.end - 1e-9:
+            self._done = True
+            return
+        if self._done or t < case.segment.start - 1e-9:
+            return
+        if self._scorer is None:
+            self._first_slot = slot
+            self._scorer = self._start(slot)
+        self._batch.append(frame.to_ndarray(format="rgb24"))
+        if len(self._batch) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            with self._timer.stage("scoring"):
+                self._scorer.update(np.stack(self._batch))
+            self._batch = []
+
+    def _start(self, slot: int) -> VideoSyncScorer:
+        with self._timer.stage("decode audio"):
+            audio = self._audio(slot)
+        return VideoSyncScorer(self._syncnet, audio, detector=self._detector, faces=self._faces,
+                               combine=self.options.combine, device=self.options.device)
+
+    def _audio(self, slot: int) -> np.ndarray:
+        """16 kHz mono audio from frame ``slot`` on, to the end of the evaluated segment."""
+        case = self.media.case
+        if self.options.audio == "own":
+            path, shift = Path(self.media.generated.path), 0.0
+        else:  # the driving audio is on the reference timeline
+            path, shift = case.speaker.audio or case.speaker.reference, case.offset
+        samples = load_audio(path)
+        start = round((slot / FPS + shift) * SAMPLE_RATE)
+        end = None if case.segment.end is None else round((case.segment.end - case.offset + shift) * SAMPLE_RATE)
+        if start >= len(samples):
+            raise MediaError(path, f"the audio ({len(samples) / SAMPLE_RATE:.2f} s) ends before the evaluated "
+                             f"video starts ({start / SAMPLE_RATE:.2f} s)")
+        return samples[start:end]
+
+    def _exclusive_timings(self) -> dict[str, float]:
+        """Sub-stage seconds (they add up): audio, the models' calls, and the tracking, crops and MFCC around them."""
+        seconds = dict(self._timer.seconds)
+        seconds["tracking, crops, MFCC"] = seconds.pop("scoring", 0.0)
+        return seconds
+
+    def _scorer_protocol(self) -> dict[str, Any]:
+        if self._scorer is not None:
+            return self._scorer.protocol()
+        return {"faces": {"detector": self.options.detector, **self._faces.to_dict()}}
+
+
+class _Timed:
+    """A detector or SyncNet whose calls are charged to a stage of ``timer``."""
+
+    def __init__(self, inner: Any, timer: StageTimer, stage: str) -> None:
+        self.inner, self.timer, self.stage = inner, timer, stage
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        with self.timer.stage(self.stage):
+            return self.inner.detect(frames)
+
+    def settings(self) -> dict[str, Any]:
+        return self.inner.settings()
+
+    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
+        with self.timer.stage(self.stage):
+            return self.inner.forward_lip(x)
+
+    def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
+        with self.timer.stage(self.stage):
+            return self.inner.forward_aud(x)
