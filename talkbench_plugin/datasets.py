@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .cache import file_sha256, lock_for
 from .errors import ManifestError
@@ -71,13 +72,19 @@ def add_calibration(dataset: Dataset, kinds: Sequence[str] | None = None) -> Non
         dataset.pipelines[kind] = Pipeline(kind, CALIBRATION)
 
 
-def materialize(case: Case, cache: Path) -> Case:
-    """The case with its generated video in place: calibration outputs are built (once) in the cache,
-    keyed by the reference's content."""
+def materialize(case: Case, cache: Path, device: str = "cpu") -> tuple[Case, dict[str, Any] | None]:
+    """The case with its generated video in place, and the generation record of a pipeline with a command
+    (generate.py: run on ``device`` unless its output is up to date). Calibration outputs are built (once)
+    in the cache, keyed by the reference's content."""
+    if case.pipeline.command is not None:
+        from .generate import generate
+
+        path, generation = generate(case, cache, device)
+        return dataclasses.replace(case, generated=path), generation
     if case.pipeline.mode != CALIBRATION:
-        return case
+        return case, None
     if case.pipeline.name == "reference":
-        return dataclasses.replace(case, generated=case.speaker.reference)
+        return dataclasses.replace(case, generated=case.speaker.reference), None
     from .calibration import make_calibration
 
     digest = file_sha256(case.speaker.reference)[:16]
@@ -85,4 +92,4 @@ def materialize(case: Case, cache: Path) -> Case:
     with lock_for(dest):
         if not dest.is_file():
             make_calibration(case.pipeline.name, case.speaker.reference, dest)
-    return dataclasses.replace(case, generated=dest)
+    return dataclasses.replace(case, generated=dest), None

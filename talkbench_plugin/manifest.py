@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -15,9 +16,13 @@ from .errors import ManifestError
 MODES = ("one-shot", "dubbing", "person-specific")
 CALIBRATION = "calibration"  # mode of the pipelines talkbench derives from each reference
 PLACEHOLDERS = {"speaker", "pipeline", "language"}
+# Placeholders of a pipeline's ``command`` and ``train_command`` (see generate.py for what each holds).
+COMMAND_PLACEHOLDERS = PLACEHOLDERS | {"reference", "audio", "image", "output", "workdir", "train_dir"}
+TRAIN_PLACEHOLDERS = PLACEHOLDERS | {"reference", "audio", "image", "workdir", "train_start", "train_end"}
 _ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _SPEAKER_KEYS = {"language", "reference", "audio", "image", "segment"}
-_PIPELINE_KEYS = {"mode", "outputs", "speakers", "train", "evaluate"}
+_PIPELINE_KEYS = {"mode", "outputs", "speakers", "train", "evaluate", "command", "cwd", "env", "timeout",
+                  "output_glob", "train_command", "train_timeout"}
 _SEGMENT_KEYS = {"start", "end"}
 
 
@@ -46,8 +51,25 @@ class Speaker:
 
 
 @dataclass(frozen=True)
+class Command:
+    """A command line that talkbench runs: split as a POSIX shell would (``shlex``), placeholders filled
+    in per argument, run without a shell in ``cwd`` with ``env`` added to the environment."""
+
+    template: str
+    cwd: Path
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None  # seconds
+    output_glob: str | None = None  # where the output is found under {workdir}, when not at {output}
+
+    def fields(self) -> set[str]:
+        """The placeholders the template uses."""
+        return {f for arg in shlex.split(self.template) for _, f, _, _ in string.Formatter().parse(arg) if f}
+
+
+@dataclass(frozen=True)
 class Pipeline:
-    """How a pipeline's outputs are found. ``calibration`` pipelines are derived by talkbench."""
+    """How a pipeline's outputs are found or made. ``calibration`` pipelines are derived by talkbench;
+    a pipeline with a ``command`` is run by talkbench (generate.py) where its output is missing or stale."""
 
     name: str
     mode: str
@@ -55,6 +77,8 @@ class Pipeline:
     speakers: tuple[str, ...] | None = None
     train: Segment | None = None
     evaluate: Segment | None = None
+    command: Command | None = None
+    train_command: Command | None = None  # person-specific: run once per speaker before ``command``
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ class Case:
 
     speaker: Speaker
     pipeline: Pipeline
-    generated: Path | None  # None: a calibration output, derived on demand (see datasets.py)
+    generated: Path | None  # None: derived (calibration) or generated (command) on demand, see datasets.py
     segment: Segment  # evaluated range on the reference timeline
     offset: float = 0.0  # reference time shown by the generated video's first frame
 
@@ -174,9 +198,10 @@ class _Loader:
         mode = self.string(f"{key}.mode", t.get("mode", ""))
         if mode not in MODES:
             raise self.fail(f"{key}.mode", f"{mode!r} is not one of {', '.join(MODES)}")
-        if "outputs" not in t:
-            raise self.fail(f"{key}.outputs", "missing: a path pattern such as '{pipeline}/{speaker}.mp4'")
-        outputs = self.pattern(f"{key}.outputs", t["outputs"])
+        if "outputs" not in t and "command" not in t:
+            raise self.fail(f"{key}.outputs", "missing: a path pattern such as '{pipeline}/{speaker}.mp4', "
+                                              "or a command that generates the outputs")
+        outputs = self.pattern(f"{key}.outputs", t["outputs"]) if "outputs" in t else None
         subset = None
         if "speakers" in t:
             subset = t["speakers"]
@@ -192,7 +217,54 @@ class _Loader:
         evaluate = self.segment(f"{key}.evaluate", t["evaluate"]) if "evaluate" in t else None
         if mode == "person-specific" and evaluate is None:
             raise self.fail(f"{key}.evaluate", "person-specific pipelines need the evaluated segment")
-        return Pipeline(name, mode, outputs, subset, train, evaluate)
+        for k in ("cwd", "env", "timeout", "output_glob", "train_command", "train_timeout"):
+            if k in t and "command" not in t:
+                raise self.fail(f"{key}.{k}", "only applies to pipelines with a command")
+        command = train_command = None
+        if "train_command" in t:
+            if mode != "person-specific" or train is None or train.end is None:
+                raise self.fail(f"{key}.train_command", "needs mode = \"person-specific\" and the training "
+                                                        "segment, e.g. train = { start = 0, end = 180 }")
+            train_command = self.command(key, t, "train_command", "train_timeout", TRAIN_PLACEHOLDERS)
+        if "command" in t:
+            known = COMMAND_PLACEHOLDERS - ({"train_dir"} if train_command is None else set())
+            command = self.command(key, t, "command", "timeout", known)
+            used = command.fields()
+            if ("output" in used) == (command.output_glob is not None):
+                raise self.fail(f"{key}.command", "must write to {output}, or give output_glob (a pattern "
+                                                  "under {workdir}) for tools that name their outputs; not both")
+        for cmd, k in ((command, "command"), (train_command, "train_command")):
+            if cmd is not None and "image" in cmd.fields():
+                for sid in subset or speakers:
+                    if speakers[sid].image is None:
+                        raise self.fail(f"{key}.{k}", f"uses {{image}} but speakers.{sid} has no image")
+        return Pipeline(name, mode, outputs, subset, train, evaluate, command, train_command)
+
+    def command(self, key: str, t: dict[str, Any], name: str, timeout_key: str, known: set[str]) -> Command:
+        template = self.string(f"{key}.{name}", t[name])
+        try:
+            args = shlex.split(template)
+            fields = {f for arg in args for _, f, _, _ in string.Formatter().parse(arg) if f is not None}
+        except ValueError as exc:
+            raise self.fail(f"{key}.{name}", f"bad command {template!r}: {exc}") from None
+        if not args:
+            raise self.fail(f"{key}.{name}", "is empty")
+        if fields - known:
+            bad = ", ".join(f"{{{f}}}" for f in sorted(fields - known))
+            raise self.fail(f"{key}.{name}", f"unknown placeholder {bad} "
+                                             f"(known: {', '.join(f'{{{f}}}' for f in sorted(known))})")
+        cwd = Path(self.string(f"{key}.cwd", t.get("cwd", "."))).expanduser()
+        cwd = (self.path.parent / cwd).resolve()
+        if not cwd.is_dir():
+            raise self.fail(f"{key}.cwd", f"not a directory: {cwd}")
+        env = self.table(f"{key}.env", t.get("env", {}))
+        if not all(isinstance(v, str) for v in env.values()):
+            raise self.fail(f"{key}.env", "values must be strings")
+        timeout = t.get(timeout_key)
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+            raise self.fail(f"{key}.{timeout_key}", "must be a positive number of seconds")
+        glob = self.string(f"{key}.output_glob", t["output_glob"]) if name == "command" and "output_glob" in t else None
+        return Command(template, cwd, tuple(sorted(env.items())), None if timeout is None else float(timeout), glob)
 
     def table(self, key: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
