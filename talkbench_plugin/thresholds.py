@@ -1,4 +1,5 @@
-"""Absolute regression bounds per pipeline and metric (optionally per speaker), from TOML."""
+"""Regression bounds per pipeline and metric (optionally per speaker), from TOML: absolute bounds
+(``min``/``max``) and tolerances against a baseline run (``tolerance``/``rel_tolerance``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 from .errors import ManifestError
 
 ANY_PIPELINE = "*"
+_BOUND_KEYS = {"min", "max"}
+_TOLERANCE_KEYS = {"tolerance", "rel_tolerance"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,24 @@ class Bound:
         return " and ".join(p for p in parts if p)
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse than its baseline a value may get: ``absolute`` (in the metric's unit) or
+    ``relative`` (a fraction of the baseline); with both, the larger allowance holds."""
+
+    absolute: float | None
+    relative: float | None
+    where: str
+
+    def allowance(self, baseline: float) -> float:
+        return max(self.absolute or 0.0, (self.relative or 0.0) * abs(baseline))
+
+    def describe(self) -> str:
+        parts = [f"{self.absolute:g}" if self.absolute is not None else "",
+                 f"{self.relative:.4g}x baseline" if self.relative is not None else ""]
+        return " or ".join(p for p in parts if p)
+
+
 class Thresholds:
     """Bounds looked up most-specific first: pipeline.speakers.<id> > pipeline > "*"."""
 
@@ -58,6 +79,16 @@ class Thresholds:
             raise ManifestError(f"{path}: not valid TOML: {exc}") from None
 
     def bound(self, pipeline: str, speaker: str, metric: str) -> Bound | None:
+        found = self._lookup(pipeline, speaker, metric, _BOUND_KEYS)
+        return Bound(found[0].get("min"), found[0].get("max"), found[1]) if found else None
+
+    def tolerance(self, pipeline: str, speaker: str, metric: str) -> Tolerance | None:
+        """The allowed change against a baseline run, or None (then a value may not get worse at all)."""
+        found = self._lookup(pipeline, speaker, metric, _TOLERANCE_KEYS)
+        return Tolerance(found[0].get("tolerance"), found[0].get("rel_tolerance"), found[1]) if found else None
+
+    def _lookup(self, pipeline: str, speaker: str, metric: str, keys: set[str]) -> tuple[dict, str] | None:
+        """The most specific spec of ``metric`` holding any of ``keys``, and where it came from."""
         entries = self.table.get(pipeline, {})
         candidates = [
             (entries.get("speakers", {}).get(speaker, {}), f"{pipeline}.speakers.{speaker}.{metric}"),
@@ -65,9 +96,8 @@ class Thresholds:
             (self.table.get(ANY_PIPELINE, {}), f'"{ANY_PIPELINE}".{metric}'),
         ]
         for table, key in candidates:
-            if metric in table:
-                spec = table[metric]
-                return Bound(spec.get("min"), spec.get("max"), f"{self.path}: {key}")
+            if keys & set(table.get(metric, {})):
+                return table[metric], f"{self.path}: {key}"
         return None
 
     def _check_entries(self, key: str, entries: Any, *, allow_speakers: bool) -> None:
@@ -81,11 +111,13 @@ class Thresholds:
                 for speaker, sub in spec.items():
                     self._check_entries(f"{where}.{speaker}", sub, allow_speakers=False)
                 continue
-            if not isinstance(spec, dict) or not spec or set(spec) - {"min", "max"}:
-                raise self._fail(where, "must be a table with min and/or max")
+            if not isinstance(spec, dict) or not spec or set(spec) - _BOUND_KEYS - _TOLERANCE_KEYS:
+                raise self._fail(where, "must be a table with min and/or max, or tolerance/rel_tolerance")
             for k, v in spec.items():
                 if isinstance(v, bool) or not isinstance(v, int | float):
                     raise self._fail(f"{where}.{k}", "must be a number")
+                if k in _TOLERANCE_KEYS and not 0 <= v < math.inf:
+                    raise self._fail(f"{where}.{k}", "must be a finite number >= 0")
 
     def _fail(self, key: str, problem: str) -> ManifestError:
         return ManifestError(f"{self.path}: {key}: {problem}")
