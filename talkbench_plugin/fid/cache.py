@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from talkbench_plugin.cache import atomic_path, file_sha256, lock_for
+from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.fid.moments import Moments
 
 FORMAT = "talkbench-fid-moments/1"
@@ -35,11 +36,11 @@ def cache_path(cache_dir: Path, description: str) -> Path:
     return cache_dir / f"fid-{hashlib.sha256(description.encode()).hexdigest()}.npz"
 
 
-def _load(path: Path, description: str) -> Moments | None:
-    """The cached moments if the file is intact and describes exactly this key, else None."""
+def _load(path: Path, description: str | None) -> Moments | None:
+    """The moments if the file is intact and (unless ``description`` is None) describes exactly this key."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data["meta"]) != description:
+            if description is not None and str(data["meta"]) != description:
                 return None
             count, total, outer = int(data["count"]), data["total"], data["outer"]
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
@@ -69,8 +70,30 @@ def cached_moments(
         if (moments := _load(path, description)) is not None:
             return moments, True
         moments = compute()
-        with atomic_path(path) as tmp:
-            np.savez(
-                tmp, meta=np.array(description), count=np.array(moments.count), total=moments.total, outer=moments.outer
-            )
+        write(path, moments, description)
         return moments, False
+
+
+def lookup(
+    cache_dir: Path, video: str | os.PathLike[str], segment: Any, protocol: Mapping[str, Any]
+) -> tuple[Moments | None, Path]:
+    """The cached moments for this key if present and intact (nothing computed, no lock), and their path."""
+    description = describe(video, segment, protocol)
+    path = cache_path(cache_dir, description)
+    return _load(path, description), path
+
+
+def write(path: Path, moments: Moments, description: str) -> None:
+    """Save ``moments`` under ``description`` atomically."""
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp, meta=np.array(description), count=np.array(moments.count), total=moments.total, outer=moments.outer
+        )
+
+
+def read(path: str | os.PathLike[str]) -> Moments:
+    """Moments saved by ``write`` (any key); a missing or damaged file is a TalkbenchError naming it."""
+    moments = _load(Path(path), None)
+    if moments is None:
+        raise TalkbenchError(f"{path}: missing or damaged FID moments file; run the benchmark again to rewrite it")
+    return moments

@@ -187,6 +187,13 @@ class InceptionNet:
             out.append(feat.reshape(feat.shape[0], -1).double().cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, DIMS))
 
+    @torch.inference_mode()
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The 1008-way classifier logits without bias (pyiqa's ``logits_unbiased``, as its Inception Score
+        uses them) of pool3 ``features``, in float32 as pyiqa computes them."""
+        pool = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.device)
+        return pool.mm(self.model.fc.weight.T).cpu().numpy()
+
 
 class InceptionStats:
     """Running Inception statistics of one frame stream: ``update`` with batches, then ``compute``.
