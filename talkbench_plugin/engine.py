@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,24 @@ from .datasets import materialize
 from .errors import MediaError, TalkbenchError
 from .manifest import Case
 from .media.align import Alignment, aligned_batches
-from .media.video import iter_frames, prefetch, probe
-from .metrics import make_metric
+from .media.video import VideoInfo, iter_frames, prefetch, probe
+from .metrics import CaseMedia, Metric, StreamMetric, family_of, family_options, make_metric, make_stream_metric
 from .timing import StageTimer
+
+SIDES = ("reference", "generated")
 
 
 def evaluate_case(
-    case: Case, metrics: Sequence[str], cache: Path, *, convention: str = "ffmpeg", batch_size: int = 32
+    case: Case, metrics: Sequence[str], cache: Path, *, convention: str = "ffmpeg", batch_size: int = 32,
+    options: Mapping[str, Any] | None = None, device: str = "cpu",
 ) -> dict[str, Any]:
     """Compute ``metrics`` for ``case`` and return its result record (plain, JSON-ready data).
 
-    Calibration outputs are derived into ``cache`` first. Input problems do not raise: they end up in
-    the record's ``error`` with the file named.
+    Calibration outputs are derived into ``cache`` first, a command pipeline's output is generated
+    (on ``device``) when missing or stale. ``options`` holds each stream metric
+    family's settings (e.g. ``{"sync": SyncOptions(...)}``). Input problems do not raise: a problem
+    with the videos ends up in the record's ``error``, one that only a metric family has (no face, no
+    audio, no weights) in that family's metrics' ``error``, with the file named.
     """
     record: dict[str, Any] = {
         "case": case.id,
@@ -45,7 +51,9 @@ def evaluate_case(
     start = time.perf_counter()
     try:
         with timer.stage("prepare"):
-            case = materialize(case, cache)
+            case, generation = materialize(case, cache, device)
+        if generation is not None:
+            record["generation"] = generation
         with timer.stage("probe"):
             ref = probe(case.speaker.reference)
             gen = probe(case.generated)
@@ -53,50 +61,145 @@ def evaluate_case(
             "reference": {**ref.to_dict(), "sha256": file_sha256(ref.path)},
             "generated": {**gen.to_dict(), "sha256": file_sha256(gen.path)},
         }
-        engines = {name: make_metric(name, convention) for name in metrics}
-        alignment = Alignment()
-        with closing(prefetch(iter_frames(ref.path, ref))) as ref_frames, \
-                closing(prefetch(iter_frames(gen.path, gen))) as gen_frames:
-            batches = aligned_batches(
-                timer.timed_iter("decode reference", ref_frames),
-                timer.timed_iter("decode generated", gen_frames),
-                ref, gen, alignment, segment=case.segment, offset=case.offset, batch_size=batch_size,
-            )
-            for pairs in timer.timed_iter("align", batches):
-                for name, engine in engines.items():
-                    with timer.stage(name):
-                        engine.update(pairs)
-        record["alignment"] = alignment.to_dict()
-        if alignment.compared == 0:
-            raise MediaError(case.generated, f"no frame overlaps the reference's evaluated segment "
-                             f"{case.segment.to_dict()} (offset {case.offset} s)")
-        for name, engine in engines.items():
-            with timer.stage(name):
-                value = engine.compute()
-            record["metrics"][name] = {
-                "value": float(value.value),
-                "unit": engine.unit,
-                "higher_is_better": engine.higher_is_better,
-                "protocol": engine.protocol(),
-                "per_frame": [float(v) for v in value.per_frame],
-                "details": value.details,
-            }
+        pairs = {name: make_metric(name, convention, options) for name in metrics if family_of(name) is None}
+        streams = _stream_metrics(metrics, CaseMedia(case, ref, gen, cache), options or {}, timer, record)
+        failed: dict[str, str] = {}  # stream families that failed on a frame: family -> error
+        alignment = _decode(case, ref, gen, pairs, streams, failed, timer, batch_size)
+        if alignment is not None:
+            record["alignment"] = alignment.to_dict()
+            if alignment.compared == 0:
+                raise MediaError(case.generated, f"no frame overlaps the reference's evaluated segment "
+                                 f"{case.segment.to_dict()} (offset {case.offset} s)")
+        for name, engine in pairs.items():
+            try:
+                with timer.stage(name):
+                    value = engine.compute()
+            except TalkbenchError as exc:  # this metric's problem (e.g. a pyiqa model's), not the case's
+                record["metrics"][name] = {"value": None, "error": str(exc)}
+                continue
+            record["metrics"][name] = _entry(value, engine.unit, engine.higher_is_better, engine.protocol(),
+                                             timer.seconds[name])
+        for family, engine in streams.items():
+            if family in failed:
+                _family_error(family, metrics, failed[family], record)
+            else:
+                _stream_results(family, engine, metrics, timer, record)
     except TalkbenchError as exc:
         record["error"] = str(exc)
     except av.FFmpegError as exc:
         record["error"] = f"{case.generated} vs {case.speaker.reference}: FFmpeg failed: {exc}"
-    total = time.perf_counter() - start
+    spent = record.get("generation", {}).get("spent_s", 0.0)  # generating is timed in record["generation"]
+    timer.seconds["prepare"] = timer.seconds.get("prepare", 0.0) - spent
+    total = time.perf_counter() - start - spent
     _stage_times(timer, total, record)
     return record
 
 
+def _stream_metrics(metrics: Sequence[str], media: CaseMedia, options: Mapping[str, Any], timer: StageTimer,
+                    record: dict[str, Any]) -> dict[str, StreamMetric]:
+    """One stream metric per family asked for; a family that cannot start (weights, settings) gets its
+    metrics' errors instead."""
+    streams: dict[str, StreamMetric] = {}
+    for name in metrics:
+        family = family_of(name)
+        if family is None or family in streams or name in record["metrics"]:
+            continue
+        try:
+            with timer.stage(family):
+                streams[family] = make_stream_metric(family, media, family_options(options, family))
+        except TalkbenchError as exc:
+            _family_error(family, metrics, str(exc), record)
+    return streams
+
+
+def _decode(case: Case, ref: VideoInfo, gen: VideoInfo, pairs: Mapping[str, Metric],
+            streams: Mapping[str, StreamMetric], failed: dict[str, str], timer: StageTimer,
+            batch_size: int) -> Alignment | None:
+    """One decode of each video that some metric needs: aligned pairs for the frame-pair metrics, each
+    side's own frames for the stream metrics (also past what the pairs needed). The alignment, if any;
+    stream families that fail on a frame go into ``failed`` and are fed no more."""
+    consumers = {side: {f: m for f, m in streams.items() if side in m.sides} for side in SIDES}
+    with ExitStack() as stack:
+        frames: dict[str, Iterator[tuple[float, av.VideoFrame]]] = {}
+        for side, info in zip(SIDES, (ref, gen)):
+            if pairs or consumers[side]:
+                decoded = stack.enter_context(closing(prefetch(iter_frames(info.path, info))))
+                frames[side] = _tap(side, timer.timed_iter(f"decode {side}", decoded), consumers[side], failed,
+                                    timer)
+        alignment = None
+        if pairs:
+            alignment = Alignment()
+            batches = aligned_batches(frames["reference"], frames["generated"], ref, gen, alignment,
+                                      segment=case.segment, offset=case.offset, batch_size=batch_size)
+            for batch in timer.timed_iter("align", batches):
+                for name, engine in pairs.items():
+                    with timer.stage(name):
+                        engine.update(batch)
+        for side, items in frames.items():
+            while consumers[side] and next(items, None) is not None:
+                pass
+    return alignment
+
+
+def _tap(side: str, frames: Iterator[tuple[float, av.VideoFrame]], consumers: dict[str, StreamMetric],
+         failed: dict[str, str], timer: StageTimer) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Pass ``frames`` on, showing each to the stream metrics of ``side`` until they want no more."""
+    for t, frame in frames:
+        for family, metric in list(consumers.items()):
+            if family in failed:
+                del consumers[family]
+                continue
+            try:
+                with timer.stage(family):
+                    wanted = metric.update_frame(side, t, frame)
+            except TalkbenchError as exc:
+                failed[family], wanted = str(exc), False
+            if not wanted:
+                del consumers[family]
+        yield t, frame
+
+
+def _stream_results(family: str, engine: StreamMetric, metrics: Sequence[str], timer: StageTimer,
+                    record: dict[str, Any]) -> None:
+    try:
+        with timer.stage(family):
+            values = engine.compute()
+    except TalkbenchError as exc:
+        _family_error(family, metrics, str(exc), record)
+        return
+    for stage, seconds in engine.timings.items():  # the family's own sub-stages, out of its time
+        timer.seconds[f"{family}: {stage}"] = seconds
+        timer.seconds[family] -= seconds
+    spent = sum(v for k, v in timer.seconds.items() if k == family or k.startswith(f"{family}: "))
+    for name in metrics:
+        if name in values:
+            unit, higher = engine.kinds[name]
+            record["metrics"][name] = _entry(values[name], unit, higher, engine.protocol(), spent)
+
+
+def _family_error(family: str, metrics: Sequence[str], error: str, record: dict[str, Any]) -> None:
+    for name in metrics:
+        if family_of(name) == family:
+            record["metrics"][name] = {"value": None, "error": error}
+
+
+def _entry(value: Any, unit: str, higher_is_better: bool | None, protocol: dict[str, Any],
+           seconds: float) -> dict[str, Any]:
+    return {
+        "value": float(value.value),
+        "unit": unit,
+        "higher_is_better": higher_is_better,
+        "protocol": protocol,
+        "seconds": seconds,
+        "per_frame": [float(v) for v in value.per_frame],
+        "details": value.details,
+    }
+
+
 def _stage_times(timer: StageTimer, total: float, record: dict[str, Any]) -> None:
-    """Stage timings exclusive of each other. Videos decode in background threads, so 'decode …' is
-    the time spent waiting for frames, and 'align' what the alignment itself took on top of it."""
+    """Stage timings, exclusive of each other. Videos decode in background threads, so 'decode …' is
+    the time spent waiting for frames."""
     seconds = dict(timer.seconds)
-    if "align" in seconds:
-        decode = seconds.get("decode reference", 0.0) + seconds.get("decode generated", 0.0)
-        seconds["align"] = max(0.0, seconds["align"] - decode)
     seconds["total"] = total
     record["timings"] = seconds
     frames = record.get("alignment", {}).get("compared", 0)

@@ -18,3 +18,12 @@ class MediaError(TalkbenchError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class RunFileError(TalkbenchError):
+    """A results.json or baseline file is unreadable or does not match the run; the message names it."""
+
+
+class GenerationError(TalkbenchError):
+    """A pipeline's command failed, timed out, or wrote no usable video; the message names the command,
+    the expected output and the end of its log."""

@@ -9,18 +9,28 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .baseline import Baseline
+from .baseline import load as load_baseline
 from .cache import cache_dir
 from .collector import ResultCollector
 from .errors import TalkbenchError
 from .manifest import CALIBRATION, Case, Dataset
-from .metrics import CONVENTIONS, FIDELITY
+from .metrics import CONVENTIONS, FIDELITY, INCEPTION, KNOWN, SYNC, iqa_mode
 from .thresholds import Thresholds
 
+if TYPE_CHECKING:
+    from .compare import Comparison
+    from .metrics.fid import InceptionOptions
+    from .metrics.iqa import IqaOptions
+    from .metrics.sync import SyncOptions
+    from .weights import WeightStatus
+
 PAYLOAD = pytest.StashKey[dict]()
+WEIGHTS_SKIP = pytest.StashKey[str]()  # the metric a test skipped for want of weights
 STATE = pytest.StashKey["RunState"]()
 
 
@@ -32,7 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: DIR/talkbench.toml, else microbench)")
     group.addoption("--talkbench-thresholds", metavar="FILE",
                     help="bounds file (default: fixtures/thresholds/<dataset>.toml if present)")
-    group.addoption("--talkbench-metrics", metavar="LIST", default=",".join(FIDELITY),
+    group.addoption("--talkbench-metrics", metavar="LIST", default=",".join((*FIDELITY, "fid", *SYNC)),
                     help="metrics to compute, comma-separated (default: %(default)s)")
     group.addoption("--talkbench-convention", choices=CONVENTIONS, default="ffmpeg",
                     help="PSNR/SSIM convention: ffmpeg (YUV planes, FFmpeg's filters) or skimage (RGB)")
@@ -41,21 +51,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: %(default)s)")
     group.addoption("--talkbench-shard", metavar="I/N",
                     help="run only shard I of N (1-based): every N-th case of the dataset, from the I-th on")
-    group.addoption("--talkbench-report", metavar="DIR", help="write results.json, CSV and Markdown tables here")
+    group.addoption("--talkbench-report", metavar="DIR",
+                    help="write results.json, CSV, Markdown and HTML reports here")
+    group.addoption("--talkbench-baseline", metavar="FILE",
+                    help="also fail a metric test whose value got worse than this baseline (a baseline file, a "
+                         "results.json or its folder) beyond its tolerance in the thresholds file")
+    group.addoption("--talkbench-save-baseline", metavar="FILE", help="save this run's values as a baseline file")
+    group.addoption("--talkbench-compare", metavar="RUN",
+                    help="print this run against RUN (results.json, its folder, or a baseline file) at the end; "
+                         "a regression beyond tolerance fails the run")
     group.addoption("--talkbench-cache", metavar="DIR",
                     help="cache for the demo dataset and derived media (default: $TALKBENCH_CACHE or "
                          "~/.cache/talkbench)")
     group.addoption("--talkbench-batch", metavar="N", type=int, default=32, help="frames per batch (default 32)")
+    group.addoption("--talkbench-weights", metavar="DIR",
+                    help="model weights directory (default: $TALKBENCH_WEIGHTS or the cache's weights/); "
+                         "fill it with `talkbench weights fetch`")
+    group.addoption("--talkbench-require-weights", action="store_true",
+                    help="fail, instead of skip, the metric tests whose model weights are missing (CI gates)")
+    group.addoption("--talkbench-sync-audio", choices=("own", "driving"), default="own",
+                    help="lip sync against the generated video's own audio track, or the speaker's driving "
+                         "audio (default: %(default)s)")
+    group.addoption("--talkbench-sync-detector", choices=("s3fd", "none"), default="s3fd",
+                    help="S3FD face tracks as syncnet-python makes them, or none for videos that are face "
+                         "crops already (default: %(default)s)")
+    group.addoption("--talkbench-sync-detect-every", metavar="K", type=int, default=1,
+                    help="run the face detector on every K-th frame and interpolate the boxes between; 1 is "
+                         "reference-exact (default: %(default)s)")
+    group.addoption("--talkbench-sync-combine", choices=("best", "longest", "mean", "single"), default="best",
+                    help="how several face tracks make one score: best (syncnet-python), longest, mean "
+                         "(frame-weighted) or single (several faces are an error) (default: %(default)s)")
+    group.addoption("--talkbench-fid-sampling", metavar="every|stride=K|count=N", default="every",
+                    help="frames of each video's evaluated segment that FID and the Inception Score use: every "
+                         "frame, every K-th, or N evenly spaced (default: %(default)s)")
+    group.addoption("--talkbench-device", metavar="DEV", default="auto",
+                    help="device for pipeline commands and metric models: auto (xdist worker gwN gets CUDA "
+                         "device N mod count; cpu without CUDA), cpu or cuda:N (default: %(default)s)")
     parser.addini("talkbench_fixtures", "folder holding datasets/ and thresholds/", default="fixtures")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "talkbench: a talkbench metric test over (speaker, pipeline) cases")
     metrics = parse_list(config.getoption("talkbench_metrics"))
-    unknown = sorted(set(metrics) - set(FIDELITY))
+    unknown = sorted(m for m in set(metrics) - set(KNOWN) if iqa_mode(m) is None)
     if unknown:
         raise pytest.UsageError(f"--talkbench-metrics: unknown metric(s) {', '.join(unknown)}; "
-                                f"known: {', '.join(FIDELITY)}")
+                                f"known: {', '.join(KNOWN)} and pyiqa's per-image metrics (pyiqa.list_models())")
     state = RunState(config, metrics, parse_shard(config.getoption("talkbench_shard")))
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):
@@ -77,13 +118,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         cases = state.dataset().cases()
         state.thresholds()  # a bad bounds file stops the run here, cleanly, not in every test
+        state.saved_run("talkbench_baseline")
+        state.saved_run("talkbench_compare")
     except TalkbenchError as exc:
         raise pytest.Collector.CollectError(f"talkbench: {exc}") from None
     if state.shard:
         index, count = state.shard
         cases = cases[index - 1 :: count]
+    if "talkbench_iqa_metric" in metafunc.fixturenames:  # before the case: ids read [<metric>-<case>]
+        metafunc.parametrize("talkbench_iqa_metric", state.iqa_metrics())
     metafunc.parametrize("talkbench_case", cases, ids=[c.id for c in cases])
     metafunc.definition.add_marker("talkbench")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the pyiqa test's items when no pyiqa metric is enabled (its empty parametrisation)."""
+    empty = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "talkbench_iqa_metric" in callspec.params:
+            if not isinstance(callspec.params["talkbench_iqa_metric"], str):  # pytest's NOTSET
+                empty.append(item)
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
 
 
 @pytest.fixture
@@ -97,6 +155,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if call.when == "call" and PAYLOAD in item.stash:
         report.talkbench = item.stash[PAYLOAD]
+    if call.when == "call" and WEIGHTS_SKIP in item.stash:
+        report.talkbench_weights_skip = item.stash[WEIGHTS_SKIP]
     return report
 
 
@@ -108,6 +168,17 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         raise pytest.UsageError(f"--talkbench-shard {text}: expected I/N with 1 <= I <= N, e.g. 2/4")
     return int(index), int(count)
+
+
+def parse_device(text: str) -> str:
+    """``--talkbench-device``: auto, cpu or cuda:N (a device this machine has)."""
+    from .devices import assign, cuda_device_count
+
+    try:
+        assign(text, None, cuda_device_count() if text.startswith("cuda:") else 0)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--talkbench-device {exc}") from None
+    return text
 
 
 def parse_list(text: str) -> list[str]:
@@ -131,8 +202,12 @@ class RunState:
         self.owns_run_dir = worker is None or "talkbench_run_dir" not in worker
         self.run_dir = Path(worker["talkbench_run_dir"]) if not self.owns_run_dir else \
             Path(tempfile.mkdtemp(prefix="talkbench-run-"))
+        self.device_choice = parse_device(config.getoption("talkbench_device"))
+        self._device: str | None = None
         self._dataset: Dataset | None = None
         self._thresholds: Thresholds | None = None
+        self._saved: dict[str, Baseline | None] = {}  # by option
+        self._weights: dict[str, WeightStatus] = {}
 
     def dataset(self) -> Dataset:
         if self._dataset is None:
@@ -151,8 +226,116 @@ class RunState:
             self._thresholds = Thresholds.load(path)
         return self._thresholds
 
+    def saved_run(self, option: str) -> Baseline | None:
+        """The Baseline that ``--talkbench-baseline``/``--talkbench-compare`` names, checked against the
+        dataset, or None when the option is not given."""
+        if option not in self._saved:
+            path = self.config.getoption(option)
+            run = load_baseline(Path(path)) if path else None
+            if run is not None:
+                run.require_dataset(self.dataset().name)
+            self._saved[option] = run
+        return self._saved[option]
+
+    @property
+    def device(self) -> str:
+        """This process's device (``cpu`` or ``cuda:N``) for pipeline commands and metric models."""
+        if self._device is None:
+            from .devices import assign, cuda_device_count
+
+            worker = getattr(self.config, "workerinput", {}).get("workerid")
+            self._device = assign(self.device_choice, worker, cuda_device_count())
+        return self._device
+
     def settings(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "convention": self.convention}
+        return {"metrics": self.metrics, "convention": self.convention, "sync": self.sync_options().to_dict(),
+                "inception": self.inception_options().to_dict()}
+
+    def iqa_metrics(self) -> list[str]:
+        """The enabled metrics that are pyiqa's (benchmarks/test_quality.py::test_iqa runs them)."""
+        return [m for m in self.metrics if iqa_mode(m)]
+
+    def inception_options(self) -> InceptionOptions:
+        from .metrics.fid import InceptionOptions
+
+        try:
+            return InceptionOptions(self.config.getoption("talkbench_fid_sampling"), weights=self.weights_dir(),
+                                    device=self.device, moments_dir=str(self.run_dir / "fid"))
+        except TalkbenchError as exc:
+            raise pytest.UsageError(f"--talkbench-fid-sampling: {exc}") from None
+
+    def iqa_options(self) -> IqaOptions:
+        from .metrics.iqa import IqaOptions
+
+        return IqaOptions(self.weights_dir(), self.device)
+
+    def weights_dir(self) -> str:
+        """--talkbench-weights, else $TALKBENCH_WEIGHTS, else the run's cache's weights/."""
+        from .weights import ENV_WEIGHTS
+
+        return self.config.getoption("talkbench_weights") or os.environ.get(ENV_WEIGHTS) or str(self.cache / "weights")
+
+    def sync_options(self) -> SyncOptions:
+        from .metrics.sync import SyncOptions
+
+        option = self.config.getoption
+        try:
+            return SyncOptions(option("talkbench_sync_audio"), option("talkbench_sync_detector"),
+                               option("talkbench_sync_detect_every"), option("talkbench_sync_combine"),
+                               self.weights_dir(), self.device)
+        except TalkbenchError as exc:
+            raise pytest.UsageError(f"--talkbench-sync-*: {exc}") from None
+
+    def weights_problem(self, metric: str) -> WeightStatus | None:
+        """The first weights file that ``metric`` needs and that is missing or not the pinned one."""
+        if iqa_mode(metric):
+            return self._iqa_weights(metric)
+        from .weights import verify
+
+        for name in self.needed_weights(metric):
+            if name not in self._weights:
+                self._weights[name] = verify(name, self.weights_dir())
+            if not self._weights[name].ok:
+                return self._weights[name]
+        return None
+
+    def needed_weights(self, metric: str) -> tuple[str, ...]:
+        """The registry's weights that ``metric`` needs."""
+        if metric in SYNC:
+            return self.sync_options().needed_weights()
+        return ("inception",) if metric in INCEPTION else ()
+
+    def _iqa_weights(self, metric: str) -> WeightStatus | None:
+        """A pyiqa metric's missing file, found by building its model (kept for this process's cases)."""
+        if metric not in self._weights:
+            from .metrics.iqa import IqaWeightsMissing, model
+            from .weights import WeightStatus
+
+            try:
+                model(metric, self.iqa_options())
+            except IqaWeightsMissing as exc:
+                self._weights[metric] = WeightStatus(f"pyiqa {metric}", exc.path, "missing",
+                                                     f"download {exc.url} into {exc.path.parent}")
+            except TalkbenchError:
+                pass  # not a weights problem: the case's record names it
+        return self._weights.get(metric)
+
+    def missing_weights(self, skipped: list[str]) -> str:
+        """One line for the run's summary: the ``skipped`` metrics, the weights they lack, what to run."""
+        from .weights import verify, weights_dir
+
+        directory = self.weights_dir()
+        names = list(dict.fromkeys(n for m in skipped for n in self.needed_weights(m) if not verify(n, directory).ok))
+        pyiqa = [m for m in skipped if iqa_mode(m)]
+        how = [f"run `talkbench weights fetch {' '.join(names)}`"] if names else []
+        how += [f"put pyiqa's files for {', '.join(pyiqa)} into {weights_dir(directory) / 'pyiqa'} (the skip "
+                "reasons give their URLs)"] if pyiqa else []
+        return (f"{', '.join(skipped)} skipped: no {' / '.join([*names, *(f'pyiqa {m}' for m in pyiqa)])} weights "
+                f"in {weights_dir(directory)}; {'; '.join(how)} (or set $TALKBENCH_WEIGHTS / --talkbench-weights)")
+
+    def computable(self) -> list[str]:
+        """The enabled metrics whose weights are in place: what each case's record holds."""
+        return [m for m in self.metrics if self.weights_problem(m) is None]
 
     def record(self, case: Case) -> dict[str, Any]:
         """The case's result record, computed once per run whichever worker asks first."""
@@ -160,7 +343,10 @@ class RunState:
         from .store import RunStore
 
         def compute() -> dict[str, Any]:
-            return evaluate_case(case, self.metrics, self.cache, convention=self.convention, batch_size=self.batch)
+            return evaluate_case(case, self.computable(), self.cache, convention=self.convention,
+                                 batch_size=self.batch, device=self.device,
+                                 options={"sync": self.sync_options(), "fid": self.inception_options(),
+                                          "inception_score": self.inception_options(), "pyiqa": self.iqa_options()})
 
         return RunStore(self.run_dir / "cases").get(case.id, self.settings(), compute)
 
@@ -177,21 +363,46 @@ class CaseCheck:
         case = self.case
         if metric not in self.state.metrics:
             pytest.skip(f"{metric} is not enabled (--talkbench-metrics {','.join(self.state.metrics)})")
-        if case.pipeline.mode != CALIBRATION and not case.generated.is_file():
+        if case.pipeline.mode != CALIBRATION and case.pipeline.command is None and not case.generated.is_file():
             pytest.skip(f"no output of {case.pipeline.name} for {case.speaker.id}: expected {case.generated}")
+        self._weights(metric)
         record = self.state.record(case)
         entry = record.get("metrics", {}).get(metric)
         self.item.stash[PAYLOAD] = {"metric": metric, "record": _only(record, metric)}
         if record.get("error"):
             pytest.fail(f"{case.id}: {record['error']}", pytrace=False)
+        if entry.get("error"):
+            pytest.fail(f"{case.id}: {metric}: {entry['error']}", pytrace=False)
         value = entry["value"]
         self.item.user_properties.append((f"talkbench.{metric}", value))
         bound = self.state.thresholds().bound(case.pipeline.name, case.speaker.id, metric)
         problem = bound.violation(value) if bound else None
+        baseline = self.state.saved_run("talkbench_baseline")
+        if baseline is not None and not problem:
+            tolerance = self.state.thresholds().tolerance(case.pipeline.name, case.speaker.id, metric)
+            problem = baseline.violation(record, metric, tolerance)
         if problem:
             unit = f" {entry['unit']}" if entry["unit"] else ""
             pytest.fail(f"{case.id}: {metric} = {value:.6g}{unit} {problem}", pytrace=False)
         return value
+
+
+    def _weights(self, metric: str) -> None:
+        """Skip (or, with --talkbench-require-weights, fail) a metric whose model weights are missing;
+        fail one whose weights file is not the pinned one."""
+        status = self.state.weights_problem(metric)
+        if status is None:
+            return
+        if status.state == "missing":
+            reason = f"{metric} needs the {status.name} weights, not found at {status.path}: {status.detail}"
+            if not self.state.config.getoption("talkbench_require_weights"):
+                self.item.stash[WEIGHTS_SKIP] = metric
+                pytest.skip(reason)
+            pytest.fail(f"{reason} (--talkbench-require-weights)", pytrace=False)
+        from .weights import fetch_hint
+
+        pytest.fail(f"{metric}: {status.path} is not the pinned {status.name} weights, refused ({status.detail}); "
+                    f"{fetch_hint(status.name, status.path.parent)}", pytrace=False)
 
 
 def _only(record: dict[str, Any], metric: str) -> dict[str, Any]:
@@ -209,7 +420,10 @@ class ControllerReporter:
         self.missing: list[str] = []
         self.written: list[Path] = []
         self.failures: list[tuple[str, str, str]] = []  # (test file, metric, message)
-        self.benchmarks: list[dict[str, Any]] = []  # pytest-benchmark entries, one per (case, metric)
+        self.benchmarks: list[dict[str, Any]] = []  # pytest-benchmark entries: (case, metric), generate[case]
+        self.weights_skipped: list[str] = []  # metrics skipped for want of weights, in first-seen order
+        self.comparison: Comparison | None = None  # with --talkbench-compare
+        self.compare_error: str | None = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.expect([item.nodeid for item in session.items])
@@ -220,13 +434,20 @@ class ControllerReporter:
             self.collector.expect(ids)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        skipped = getattr(report, "talkbench_weights_skip", None)
+        if skipped and skipped not in self.weights_skipped:
+            self.weights_skipped.append(skipped)
         payload = getattr(report, "talkbench", None)
         if payload is not None:
             self.collector.add_payload(payload)
-            if payload["metric"] in payload["record"].get("metrics", {}):
+            if payload["record"].get("metrics", {}).get(payload["metric"], {}).get("value") is not None:
                 from .benchmark_json import entry
 
                 self.benchmarks.append(entry(report.nodeid, payload["metric"], payload["record"]))
+            if payload["record"].get("generation"):
+                from .benchmark_json import generation_entry
+
+                self.benchmarks.append(generation_entry(report.nodeid, payload["record"]))
             if report.failed:
                 self.failures.append((report.location[0], payload["metric"], report.longreprtext))
         if report.when == "teardown":
@@ -244,22 +465,50 @@ class ControllerReporter:
         from .reports import markdown, run_info, write_reports
 
         records = self.collector.ordered()
-        info = run_info({"dataset": self.state.dataset().name, **self.state.settings()})
+        if any("fid" in r.get("metrics", {}) for r in records):
+            from .fid.groups import add_pooled_fid
+
+            add_pooled_fid(records)
+        self._compare(session, records)
+        verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
+        dataset = self.state.dataset()
+        info = run_info({"dataset": dataset.name, **self.state.settings(), "cases": [c.id for c in dataset.cases()],
+                         "shard": "/".join(map(str, self.state.shard)) if self.state.shard else None,
+                         "gate": {"verdict": verdict, "failed": len(self.failures)}})
         directory = self.state.config.getoption("talkbench_report")
         if directory:
             self.written = write_reports(Path(directory), records, info)
         self.written += save(self.state.config, self.benchmarks)
-        verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
-        github.append_summary(f"{markdown(records, info)}\n**Gate: {verdict}** "
+        baseline = self.state.config.getoption("talkbench_save_baseline")
+        if baseline:
+            self.written.append(Baseline.from_records(records, dataset.name).save(Path(baseline)))
+        comparison = f"\n{self.comparison.markdown()}" if self.comparison else ""
+        github.append_summary(f"{markdown(records, info)}{comparison}\n**Gate: {verdict}** "
                               f"({len(self.failures)} metric test(s) failed)\n")
         if github.in_actions():
             for file, metric, message in self.failures:
                 github.annotate("error", message, file=file, title=f"talkbench {metric}")
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.collector.records and not self.missing:
+    def _compare(self, session: pytest.Session, records: list[dict[str, Any]]) -> None:
+        """With --talkbench-compare: this run against the saved one; a regression fails the run."""
+        if not self.state.config.getoption("talkbench_compare"):
             return
-        from .reports import errors, per_language, per_video
+        from .compare import compare_runs, tolerance_lookup
+
+        try:
+            current = Baseline.from_records(records, self.state.dataset().name, "this run")
+            self.comparison = compare_runs(self.state.saved_run("talkbench_compare"), current,
+                                           tolerance_lookup(self.state.thresholds(), {}))
+        except TalkbenchError as exc:
+            self.compare_error = str(exc)
+        if (self.compare_error or self.comparison.regressions) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        weights = self.state.missing_weights(self.weights_skipped) if self.weights_skipped else None
+        if not self.collector.records and not self.missing and not weights:
+            return
+        from .reports import errors, per_language, per_video, runtime
 
         tr = terminalreporter
         records = self.collector.ordered()
@@ -268,10 +517,21 @@ class ControllerReporter:
             tr.write_line(per_video(records).text())
             tr.write_line("")
             tr.write_line(per_language(records).text())
+            tr.write_line("")
+            tr.write_line(runtime(records).text())
         for problem in errors(records):
             tr.write_line(f"error: {problem}", red=True)
         for nodeid in self.missing:
             tr.write_line(f"missing result: {nodeid} produced no report", red=True)
+        if self.comparison is not None:
+            tr.write_line("")
+            tr.write_line(self.comparison.text(color=tr.hasmarkup))
+            for message in self.comparison.violations():
+                tr.write_line(f"regression: {message}", red=True)
+        if self.compare_error:
+            tr.write_line(f"error: --talkbench-compare: {self.compare_error}", red=True)
+        if weights:
+            tr.write_line(weights, yellow=True)
         for path in self.written:
             tr.write_line(f"wrote {path}")
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from . import __version__
 
-METRIC_ORDER = ("psnr", "ssim")
-_DIGITS = {"psnr": 3, "ssim": 4}
+METRIC_ORDER = ("psnr", "ssim", "fid", "inception_score", "lse_c", "lse_d", "av_offset")
+_DIGITS = {"psnr": 3, "ssim": 4, "av_offset": 0}
 _PACKAGES = ("torch", "av", "numpy", "scikit-image", "pyiqa", "syncnet-python", "pytest", "pytest-xdist",
              "pytest-benchmark")
 
@@ -63,31 +63,47 @@ def fmt_value(metric: str, value: float | None) -> str:
     return f"{value:.{_DIGITS.get(metric, 3)}f}"
 
 
+def _cell(metric: str, entry: dict[str, Any]) -> str:
+    return "error" if entry.get("error") else fmt_value(metric, entry.get("value"))
+
+
 def per_video(records: Sequence[dict[str, Any]]) -> Table:
     names = metric_names(records)
+    generated = any(r.get("generation") for r in records)  # pipelines that talkbench ran (generate.py)
     headers = ["speaker", "lang", "pipeline", *(n.upper() for n in names),
-               "frames", "dup/drop", "time s", "fps", "RTF"]
+               "frames", "dup/drop", "time s", "fps", "RTF", *(("gen RTF", "gen fps") if generated else ())]
     rows = []
     for r in records:
+        gen = _generation_cells(r.get("generation")) if generated else []
         if r.get("error"):
             rows.append([r["speaker"], r["language"], r["pipeline"], *("error" for _ in names),
-                         "–", "–", "–", "–", "–"])
+                         "–", "–", "–", "–", "–", *gen])
             continue
         a = r.get("alignment", {})
         t = r.get("throughput", {})
         rows.append([
             r["speaker"], r["language"], r["pipeline"],
-            *(fmt_value(n, r["metrics"].get(n, {}).get("value")) for n in names),
+            *(_cell(n, r["metrics"].get(n, {})) for n in names),
             str(a.get("compared", 0)), f"{a.get('duplicated', 0)}/{a.get('dropped', 0)}",
             f"{r['timings']['total']:.2f}", f"{t.get('frames_per_s', 0):.1f}",
-            f"{t['rtf']:.3f}" if t.get("rtf") is not None else "–",
+            f"{t['rtf']:.3f}" if t.get("rtf") is not None else "–", *gen,
         ])
     return Table("Per video", headers, rows)
 
 
+def _generation_cells(gen: dict[str, Any] | None) -> list[str]:
+    """Generation RTF (command wall time / output duration) and output frames per wall second."""
+    if not gen:
+        return ["–", "–"]
+    return [f"{gen['rtf']:.3f}" if gen.get("rtf") is not None else "–",
+            f"{gen['frames_per_s']:.1f}" if gen.get("frames_per_s") is not None else "–"]
+
+
 def per_language(records: Sequence[dict[str, Any]]) -> Table:
-    """Mean over speakers of each metric, per (language, pipeline), as the seed's table reports it."""
+    """Mean over speakers of each metric, per (language, pipeline), as the seed's table reports it; with
+    FID, also the FID of the group's pooled frames (``fid_pooled``, from fid.groups) beside it."""
     names = metric_names(records)
+    pooled = any(r.get("fid_pooled") for r in records)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["language"], r["pipeline"]), []).append(r)
@@ -96,14 +112,45 @@ def per_language(records: Sequence[dict[str, Any]]) -> Table:
         ok = [r for r in members if not r.get("error")]
         cells = []
         for n in names:
-            values = [r["metrics"][n]["value"] for r in ok if n in r["metrics"]]
+            values = [r["metrics"][n]["value"] for r in ok if r["metrics"].get(n, {}).get("value") is not None]
             cells.append(fmt_value(n, statistics.fmean(values) if values else None))
+            if n == "fid" and pooled:
+                group = next((r["fid_pooled"] for r in ok if r.get("fid_pooled")), {})
+                cells.append("error" if group.get("error") else fmt_value(n, group.get("value")))
         rows.append([language, pipeline, *cells, f"{len(ok)}/{len(members)}"])
-    return Table("Per language (mean over speakers)", ["lang", "pipeline", *(n.upper() for n in names), "n"], rows)
+    headers = [h for n in names for h in ((n.upper(), "FID pooled") if n == "fid" and pooled else (n.upper(),))]
+    return Table("Per language (mean over speakers)", ["lang", "pipeline", *headers, "n"], rows)
+
+
+def runtime(records: Sequence[dict[str, Any]]) -> Table:
+    """Where the run's time went: each stage summed over the cases, and the run's throughput."""
+    stages: dict[str, float] = {}
+    for r in records:
+        for stage, seconds in r.get("timings", {}).items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    total = stages.pop("total", 0.0)
+    frames = sum(r.get("alignment", {}).get("compared", 0) for r in records)
+    rows = [[stage, f"{seconds:.2f}", f"{100 * seconds / total:.1f}" if total else "–"]
+            for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1])]
+    rows.append(["total", f"{total:.2f}", "100.0" if total else "–"])
+    title = (f"Runtime over {len(records)} cases ({frames} frames compared, "
+             f"{frames / total if total else 0:.1f} frames/s)")
+    return Table(title, ["stage", "seconds", "%"], rows)
 
 
 def errors(records: Sequence[dict[str, Any]]) -> list[str]:
-    return [f"{r['case']}: {r['error']}" for r in records if r.get("error")]
+    """Each case's problem, or each problem one of its metrics had, once per message."""
+    found: list[str] = []
+    for r in records:
+        if r.get("error"):
+            found.append(f"{r['case']}: {r['error']}")
+            continue
+        problems: dict[str, list[str]] = {}
+        for name, entry in r.get("metrics", {}).items():
+            if entry.get("error"):
+                problems.setdefault(entry["error"], []).append(name)
+        found += [f"{r['case']}: {', '.join(names)}: {error}" for error, names in problems.items()]
+    return found
 
 
 def run_info(extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,7 +172,9 @@ def run_info(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def write_reports(directory: Path, records: Sequence[dict[str, Any]], info: dict[str, Any]) -> list[Path]:
-    """Write results.json, per_video.csv, per_language.csv and report.md into ``directory``."""
+    """Write results.json, per_video.csv, per_language.csv, report.md and report.html into ``directory``."""
+    from .html_report import render
+
     directory.mkdir(parents=True, exist_ok=True)
     video, language = per_video(records), per_language(records)
     files = {
@@ -133,6 +182,7 @@ def write_reports(directory: Path, records: Sequence[dict[str, Any]], info: dict
         "per_video.csv": video.csv(),
         "per_language.csv": language.csv(),
         "report.md": markdown(records, info),
+        "report.html": render(records, info),
     }
     paths = []
     for name, text in files.items():
@@ -144,7 +194,7 @@ def write_reports(directory: Path, records: Sequence[dict[str, Any]], info: dict
 
 def markdown(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     parts = [f"## talkbench: {info.get('dataset', '')}", "", per_video(records).markdown(),
-             per_language(records).markdown()]
+             per_language(records).markdown(), runtime(records).markdown()]
     problems = errors(records)
     if problems:
         parts += ["### Errors", "", *(f"- {p}" for p in problems), ""]

@@ -221,3 +221,67 @@ def test_shards_split_the_cases(project: pytest.Pytester) -> None:
     result = project.runpytest("--co", "--talkbench-shard", "4/3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--talkbench-shard 4/3: expected I/N with 1 <= I <= N*"])
+
+
+SYNC_BENCH = (Path(__file__).resolve().parents[1] / "benchmarks" / "test_sync.py").read_text()
+
+
+def _sync_project(project: pytest.Pytester, weights: Path | None = None) -> None:
+    """The sync benchmark tests, and (given a folder of random weights) a registry pinning those files."""
+    (project.path / "benchmarks" / "test_sync.py").write_text(SYNC_BENCH)
+    if weights is not None:
+        import hashlib
+
+        pins = {kind: hashlib.sha256((weights / name).read_bytes()).hexdigest()
+                for kind, name in (("syncnet", "syncnet_v2.model"), ("s3fd", "sfd_face.pth"))}
+        project.makeconftest(
+            "from talkbench_plugin import weights\n"
+            f"for kind, name, digest in [('syncnet', 'syncnet_v2.model', {pins['syncnet']!r}), "
+            f"('s3fd', 'sfd_face.pth', {pins['s3fd']!r})]:\n"
+            "    weights.register(weights.WeightSpec(kind, name, (), sha256=digest))\n")
+
+
+def test_sync_tests_with_weights(project: pytest.Pytester, sync_weights_dir: Path) -> None:
+    _sync_project(project, sync_weights_dir)
+    result = run(project, "-n", "2", "-k", "a-", "--talkbench-weights", str(sync_weights_dir),
+                 "--talkbench-sync-detector", "none", "--talkbench-metrics", "psnr,lse_c,lse_d,av_offset",
+                 "--talkbench-calibrations", "reference,shifted", "--talkbench-report", "rep")
+    # a-Blur's output has no audio: its three sync tests fail, naming the file; the rest pass
+    result.assert_outcomes(passed=9, failed=3, skipped=3)  # ssim is not enabled
+    out = result.stdout.str()
+    assert "a-Blur: lse_c: " in out and "a_Blur.mp4: has no audio stream" in out
+    assert "LSE_C" in out and "AV_OFFSET" in out and "skipped: no" not in out
+    cases = {r["case"]: r for r in json.loads((project.path / "rep" / "results.json").read_text())["results"]}
+    for case in ("a-reference", "a-shifted"):
+        metrics = cases[case]["metrics"]
+        assert {"lse_c", "lse_d", "av_offset"} <= set(metrics) and metrics["lse_d"]["value"] > 0
+        assert metrics["lse_c"]["protocol"]["settings"]["detector"] == "none"
+        assert len(metrics["lse_c"]["per_frame"]) == 30 - 5
+    assert cases["a-Blur"]["metrics"]["lse_c"]["error"].endswith("lip sync needs the speech that drives the video")
+
+
+def test_sync_tests_without_weights_skip_once_or_fail(project: pytest.Pytester, tmp_path: Path) -> None:
+    _sync_project(project)
+    empty = tmp_path / "no-weights"
+    result = run(project, "--talkbench-weights", str(empty), "--talkbench-calibrations", "reference", "-rs")
+    result.assert_outcomes(passed=6, skipped=5 + 9)  # b-Blur's output is missing; 9 sync tests lack weights
+    out = result.stdout.str()
+    assert "lse_c needs the syncnet weights, not found at" in out and "talkbench weights fetch syncnet" in out
+    summary = [line for line in result.outlines if "skipped: no syncnet / s3fd weights in" in line]
+    assert summary == [f"lse_c, lse_d, av_offset skipped: no syncnet / s3fd weights in {empty}; run `talkbench "
+                       "weights fetch syncnet s3fd` (or set $TALKBENCH_WEIGHTS / --talkbench-weights)"]
+    required = run(project, "--talkbench-weights", str(empty), "--talkbench-calibrations", "reference",
+                   "--talkbench-require-weights")
+    required.assert_outcomes(passed=6, skipped=5, failed=9)
+    assert "(--talkbench-require-weights)" in required.stdout.str()
+
+
+def test_sync_weights_that_are_not_the_pinned_ones_are_refused(project: pytest.Pytester, tmp_path: Path) -> None:
+    _sync_project(project)
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "syncnet_v2.model").write_bytes(b"a different file")
+    result = run(project, "--talkbench-weights", str(folder), "--talkbench-calibrations", "reference",
+                 "--talkbench-sync-detector", "none", "-k", "a-reference")
+    result.assert_outcomes(passed=2, failed=3)
+    assert f"{folder / 'syncnet_v2.model'} is not the pinned syncnet weights, refused (" in result.stdout.str()

@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from talkbench_plugin.reports import per_language, per_video, write_reports
+from talkbench_plugin.reports import per_language, per_video, runtime, write_reports
 
 
 def record(speaker: str, language: str, pipeline: str, psnr: float, ssim: float, error: str | None = None) -> dict:
@@ -44,7 +44,8 @@ def test_per_video_rows() -> None:
 
 def test_write_reports(tmp_path: Path) -> None:
     paths = write_reports(tmp_path, RECORDS, {"dataset": "tiny"})
-    assert sorted(p.name for p in paths) == ["per_language.csv", "per_video.csv", "report.md", "results.json"]
+    assert sorted(p.name for p in paths) == ["per_language.csv", "per_video.csv", "report.html", "report.md",
+                                             "results.json"]
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["run"]["dataset"] == "tiny" and len(data["results"]) == 5
     assert data["results"][4]["metrics"]["psnr"]["value"] == math.inf
@@ -53,3 +54,14 @@ def test_write_reports(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     assert "| obama1 | en | W2L | 34.000 | 0.9500 |" in md
     assert "luoxiang-W2L: gen.mp4: not a readable media file" in md
+
+
+def test_runtime_sums_stages_over_cases() -> None:
+    a, b = record("s1", "en", "W", 30.0, 0.9), record("s2", "en", "W", 20.0, 0.8)
+    a["timings"] = {"decode reference": 1.0, "psnr": 0.5, "total": 2.0}
+    b["timings"] = {"decode reference": 2.0, "sync: face detection": 3.0, "total": 6.0}
+    table = runtime([a, b])
+    assert table.rows == [["decode reference", "3.00", "37.5"], ["sync: face detection", "3.00", "37.5"],
+                          ["psnr", "0.50", "6.2"], ["total", "8.00", "100.0"]]
+    frames = a["alignment"]["compared"] + b["alignment"]["compared"]
+    assert table.title == f"Runtime over 2 cases ({frames} frames compared, {frames / 8:.1f} frames/s)"
