@@ -259,8 +259,10 @@ class RunState:
         from .metrics.fid import InceptionOptions
 
         try:
+            report = self.config.getoption("talkbench_report")  # kept there, shards' pooled FID can be merged
+            moments = Path(report).resolve() / "fid-moments" if report else self.run_dir / "fid"
             return InceptionOptions(self.config.getoption("talkbench_fid_sampling"), weights=self.weights_dir(),
-                                    device=self.device, moments_dir=str(self.run_dir / "fid"))
+                                    device=self.device, moments_dir=str(moments))
         except TalkbenchError as exc:
             raise pytest.UsageError(f"--talkbench-fid-sampling: {exc}") from None
 

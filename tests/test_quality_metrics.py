@@ -5,6 +5,7 @@ covariances, damaged or foreign cache files)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from talkbench_plugin.fid.features import InceptionNet, random_inception_state
 from talkbench_plugin.fid.frechet import fid
 from talkbench_plugin.fid.groups import add_pooled_fid
 from talkbench_plugin.fid.moments import Moments
+from talkbench_plugin.merge import merge_runs
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics.fid import InceptionOptions
 from talkbench_plugin.metrics.inception_score import split_scores
@@ -274,6 +276,17 @@ def test_pooled_group_fid_is_the_fid_of_all_frames(tmp_path) -> None:
     table = per_language(records)
     assert table.headers == ["lang", "pipeline", "FID", "FID pooled", "n"]
     assert table.rows[0][3] == f"{expected.value:.3f}"
+    # shards of the group each pooled only their own case; merging pools the whole group again
+    shards = []
+    for i, r in enumerate(records, 1):
+        r["metrics"]["fid"]["higher_is_better"] = False
+        shard = {**r, "fid_pooled": {**r["fid_pooled"], "value": r["metrics"]["fid"]["value"], "cases": 1}}
+        run = {"dataset": "d", "cases": ["s1-P", "s2-P"], "shard": f"{i}/2", "gate": {"verdict": "passed"}}
+        (tmp_path / f"shard{i}").mkdir()
+        (tmp_path / f"shard{i}" / "results.json").write_text(json.dumps({"run": run, "results": [shard]}))
+        shards.append(tmp_path / f"shard{i}")
+    merged = merge_runs(shards).records
+    assert [r["fid_pooled"]["value"] for r in merged] == [pytest.approx(expected.value, rel=1e-9)] * 2
     Path(paths["g2"]).write_bytes(b"truncated")
     del records[0]["fid_pooled"], records[1]["fid_pooled"]
     add_pooled_fid(records)

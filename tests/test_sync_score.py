@@ -191,3 +191,13 @@ def test_bad_input_is_a_clear_error(random_syncnet):
         score_clip(random_syncnet, crops, audio[:3 * 640])
     with pytest.raises(ValueError, match=r"uint8 crops of shape \(N, 224, 224, 3\)"):
         SyncScorer(random_syncnet, audio).update(crops[..., 0])
+
+
+def test_folded_syncnet_scores_like_the_network(random_syncnet):
+    """The engine's inference copy (batch norms folded into the convolutions) gives the network's scores."""
+    crops, audio = _synthetic(60, seed=4)
+    eager = score_clip(random_syncnet, crops, audio)
+    folded = score_clip(syncnet_model.FoldedSyncNet(random_syncnet), crops, audio)
+    assert folded.offset == eager.offset
+    assert folded.lse_c == pytest.approx(eager.lse_c, abs=1e-4) and folded.lse_d == pytest.approx(eager.lse_d, abs=1e-4)
+    np.testing.assert_allclose(folded.distances, eager.distances, atol=1e-4)

@@ -62,10 +62,12 @@ class SyncOptions:
 
 
 def network(kind: str, options: SyncOptions) -> torch.nn.Module:
-    """syncnet-python's ``kind`` network with the verified weights, loaded once per process."""
+    """syncnet-python's ``kind`` network with the verified weights, loaded once per process (SyncNet
+    with its batch norms folded into the convolutions)."""
     key = (kind, str(weights.weight_path(kind, options.weights)), options.device)
     if key not in _NETS:
-        _NETS[key] = sync_model.load(kind, options.weights, options.device)
+        net = sync_model.load(kind, options.weights, options.device)
+        _NETS[key] = sync_model.FoldedSyncNet(net) if kind == "syncnet" else net
     return _NETS[key]
 
 
