@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from scipy.io import wavfile
 from sync_oracle import Oracle, coded
 
 from talkbench_plugin.errors import TalkbenchError
+from talkbench_plugin.inference import fold_batch_norms
 from talkbench_plugin.sync import model as syncnet_model
 from talkbench_plugin.sync.mfcc import as_int16_scale, mfcc
 from talkbench_plugin.sync.score import SyncScorer, score_clip
@@ -197,7 +199,9 @@ def test_folded_syncnet_scores_like_the_network(random_syncnet):
     """The engine's inference copy (batch norms folded into the convolutions) gives the network's scores."""
     crops, audio = _synthetic(60, seed=4)
     eager = score_clip(random_syncnet, crops, audio)
-    folded = score_clip(syncnet_model.FoldedSyncNet(random_syncnet), crops, audio)
+    folded_net = fold_batch_norms(copy.deepcopy(random_syncnet))
+    assert not any(isinstance(m, torch.nn.BatchNorm3d | torch.nn.BatchNorm2d) for m in folded_net.modules())
+    folded = score_clip(folded_net, crops, audio)
     assert folded.offset == eager.offset
     assert folded.lse_c == pytest.approx(eager.lse_c, abs=1e-4) and folded.lse_d == pytest.approx(eager.lse_d, abs=1e-4)
     np.testing.assert_allclose(folded.distances, eager.distances, atol=1e-4)

@@ -29,6 +29,7 @@ from pyiqa.archs.interpolate_compat_tensorflow import interpolate_bilinear_2d_li
 from talkbench_plugin.cache import file_sha256
 from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.fid.moments import GaussianStats, Moments
+from talkbench_plugin.inference import fold_batch_norms
 
 DIMS = 2048
 SIZE = (299, 299)
@@ -140,7 +141,7 @@ class InceptionNet:
                 raise TalkbenchError(f"not the FID Inception weights: {' '.join(str(exc).split())[:300]}") from None
 
         block = pyiqa_inception.InceptionV3.BLOCK_INDEX_BY_DIM[DIMS]
-        self.model = _build(lambda: pyiqa_inception.InceptionV3([block]), load).eval().to(device)
+        self.model = fold_batch_norms(_build(lambda: pyiqa_inception.InceptionV3([block]), load)).to(device)
         self.device = torch.device(device)
         self.mode = mode
         self.weights_sha256 = weights_sha256
@@ -183,7 +184,8 @@ class InceptionNet:
             else:
                 batch, normalize_input = (batch - 128) / 128, False
             with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):  # as pyiqa
-                feat = self.model(batch.to(self.device), False, normalize_input)[0]
+                batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)  # ~1.5x on CPU
+                feat = self.model(batch, False, normalize_input)[0]
             out.append(feat.reshape(feat.shape[0], -1).double().cpu().numpy())
         return np.concatenate(out) if out else np.empty((0, DIMS))
 

@@ -19,6 +19,7 @@ import torch
 
 from .. import weights
 from ..errors import MediaError, TalkbenchError
+from ..inference import fold_batch_norms
 from ..media.audio import load_audio
 from ..media.rate import RateConverter
 from ..sync import model as sync_model
@@ -67,7 +68,7 @@ def network(kind: str, options: SyncOptions) -> torch.nn.Module:
     key = (kind, str(weights.weight_path(kind, options.weights)), options.device)
     if key not in _NETS:
         net = sync_model.load(kind, options.weights, options.device)
-        _NETS[key] = sync_model.FoldedSyncNet(net) if kind == "syncnet" else net
+        _NETS[key] = fold_batch_norms(net)
     return _NETS[key]
 
 

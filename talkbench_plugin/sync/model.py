@@ -53,36 +53,3 @@ def write_random_weights(kind: str, path: str | os.PathLike[str], seed: int = 0)
     torch.save(random_state(kind, seed), path)
     return path
 
-
-class FoldedSyncNet(torch.nn.Module):
-    """SyncNet for inference: each batch norm folded into the convolution before it
-    (``torch.nn.utils.fusion.fuse_conv_bn_eval``), one pass less over every activation; embeddings
-    equal the network's to ~1e-6 relative."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.lip, self.aud = _fold(net.netcnnlip), _fold(net.netcnnaud)
-        self.fc_lip, self.fc_aud = net.netfclip, net.netfcaud
-        self.eval()
-
-    def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_lip(self.lip(x).flatten(1))
-
-    def forward_aud(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_aud(self.aud(x).flatten(1))
-
-
-_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
-_CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-
-
-def _fold(stack: torch.nn.Sequential) -> torch.nn.Sequential:
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    layers, out = list(stack.eval()), []
-    for layer in layers:
-        if isinstance(layer, _NORMS) and out and isinstance(out[-1], _CONVS):
-            out[-1] = fuse_conv_bn_eval(out[-1], layer)
-        else:
-            out.append(layer)
-    return torch.nn.Sequential(*out)

@@ -169,7 +169,7 @@ class SyncScorer:
         first = self._next
         clip = torch.from_numpy(self._frames[: stop - first + WINDOW - 1])  # (T, H, W, 3) uint8
         windows = clip.unfold(0, WINDOW, 1).permute(0, 3, 4, 1, 2)  # (B, 3, 5, H, W), a view
-        video = windows.to(torch.float32, memory_format=torch.contiguous_format)
+        video = windows.to(torch.float32, memory_format=torch.channels_last_3d)  # the faster layout on CPU
         audio = torch.stack([self._mfcc[None, :, MFCC_PER_FRAME * i:MFCC_PER_FRAME * i + MFCC_WINDOW]
                              for i in range(first, stop)])
         with torch.inference_mode():
