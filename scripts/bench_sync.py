@@ -123,7 +123,6 @@ def main() -> int:
     clip = CLIPS / "may_5s.mp4"
     if not clip.is_file():
         raise SystemExit(f"{clip} not found: the benchmark uses ../shared/data/clips")
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         weights = work / "weights"

@@ -273,9 +273,9 @@ class RunState:
 
     def weights_dir(self) -> str:
         """--talkbench-weights, else $TALKBENCH_WEIGHTS, else the run's cache's weights/."""
-        from .weights import ENV_WEIGHTS
+        from .weights import weights_dir
 
-        return self.config.getoption("talkbench_weights") or os.environ.get(ENV_WEIGHTS) or str(self.cache / "weights")
+        return str(weights_dir(self.config.getoption("talkbench_weights"), self.cache))
 
     def sync_options(self) -> SyncOptions:
         from .metrics.sync import SyncOptions
@@ -292,14 +292,15 @@ class RunState:
         """The first weights file that ``metric`` needs and that is missing or not the pinned one."""
         if iqa_mode(metric):
             return self._iqa_weights(metric)
-        from .weights import verify
+        return next((s for s in map(self._verified, self.needed_weights(metric)) if not s.ok), None)
 
-        for name in self.needed_weights(metric):
-            if name not in self._weights:
-                self._weights[name] = verify(name, self.weights_dir())
-            if not self._weights[name].ok:
-                return self._weights[name]
-        return None
+    def _verified(self, name: str) -> WeightStatus:
+        """The registry file ``name`` checked once per process."""
+        if name not in self._weights:
+            from .weights import verify
+
+            self._weights[name] = verify(name, self.weights_dir())
+        return self._weights[name]
 
     def needed_weights(self, metric: str) -> tuple[str, ...]:
         """The registry's weights that ``metric`` needs."""
@@ -324,16 +325,14 @@ class RunState:
 
     def missing_weights(self, skipped: list[str]) -> str:
         """One line for the run's summary: the ``skipped`` metrics, the weights they lack, what to run."""
-        from .weights import verify, weights_dir
-
         directory = self.weights_dir()
-        names = list(dict.fromkeys(n for m in skipped for n in self.needed_weights(m) if not verify(n, directory).ok))
+        names = list(dict.fromkeys(n for m in skipped for n in self.needed_weights(m) if not self._verified(n).ok))
         pyiqa = [m for m in skipped if iqa_mode(m)]
         how = [f"run `talkbench weights fetch {' '.join(names)}`"] if names else []
-        how += [f"put pyiqa's files for {', '.join(pyiqa)} into {weights_dir(directory) / 'pyiqa'} (the skip "
-                "reasons give their URLs)"] if pyiqa else []
+        how += [(f"put pyiqa's files for {', '.join(pyiqa)} into {Path(directory) / 'pyiqa'} (the skip "
+                 "reasons give their URLs)")] if pyiqa else []
         return (f"{', '.join(skipped)} skipped: no {' / '.join([*names, *(f'pyiqa {m}' for m in pyiqa)])} weights "
-                f"in {weights_dir(directory)}; {'; '.join(how)} (or set $TALKBENCH_WEIGHTS / --talkbench-weights)")
+                f"in {directory}; {'; '.join(how)} (or set $TALKBENCH_WEIGHTS / --talkbench-weights)")
 
     def computable(self) -> list[str]:
         """The enabled metrics whose weights are in place: what each case's record holds."""
@@ -367,7 +366,7 @@ class CaseCheck:
             pytest.skip(f"{metric} is not enabled (--talkbench-metrics {','.join(self.state.metrics)})")
         if case.pipeline.mode != CALIBRATION and case.pipeline.command is None and not case.generated.is_file():
             pytest.skip(f"no output of {case.pipeline.name} for {case.speaker.id}: expected {case.generated}")
-        self._weights(metric)
+        self._require_weights(metric)
         record = self.state.record(case)
         entry = record.get("metrics", {}).get(metric)
         self.item.stash[PAYLOAD] = {"metric": metric, "record": _only(record, metric)}
@@ -389,7 +388,7 @@ class CaseCheck:
         return value
 
 
-    def _weights(self, metric: str) -> None:
+    def _require_weights(self, metric: str) -> None:
         """Skip (or, with --talkbench-require-weights, fail) a metric whose model weights are missing;
         fail one whose weights file is not the pinned one."""
         status = self.state.weights_problem(metric)

@@ -133,13 +133,14 @@ def spec_for(name: str) -> WeightSpec:
     raise WeightsError(f"unknown weights {name!r}; known: {', '.join(sorted(REGISTRY))}")
 
 
-def weights_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """The weights cache: ``override`` > $TALKBENCH_WEIGHTS > the talkbench cache's ``weights/``."""
+def weights_dir(override: str | os.PathLike[str] | None = None, cache: Path | None = None) -> Path:
+    """The weights cache: ``override`` > $TALKBENCH_WEIGHTS > ``weights/`` of ``cache`` (default: the
+    talkbench cache)."""
     if override:
         return Path(override).expanduser()
     if os.environ.get(ENV_WEIGHTS):
         return Path(os.environ[ENV_WEIGHTS]).expanduser()
-    return cache_dir() / "weights"
+    return (cache or cache_dir()) / "weights"
 
 
 def weight_path(name: str, directory: str | os.PathLike[str] | None = None) -> Path:

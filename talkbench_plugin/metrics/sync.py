@@ -95,8 +95,9 @@ class SyncNetMetric(StreamMetric):
         self._done = False
 
     def protocol(self) -> dict[str, Any]:
-        scorer = self._scorer_protocol()
-        return {**scorer, "settings": self.options.to_dict(), "resample": "25 fps by timestamp (FFmpeg fps filter)",
+        """Known once ``compute`` has run (the scorer is made at the first evaluated frame)."""
+        return {**self._scorer.protocol(), "settings": self.options.to_dict(),
+                "resample": "25 fps by timestamp (FFmpeg fps filter)",
                 "weights": {k: weights.spec_for(k).sha256 for k in self.options.needed_weights()}}
 
     def update_frame(self, side: str, time: float, frame: av.VideoFrame) -> bool:
@@ -177,12 +178,6 @@ class SyncNetMetric(StreamMetric):
         seconds = dict(self._timer.seconds)
         seconds["tracking, crops, MFCC"] = seconds.pop("scoring", 0.0)
         return seconds
-
-    def _scorer_protocol(self) -> dict[str, Any]:
-        if self._scorer is not None:
-            return self._scorer.protocol()
-        return {"faces": {"detector": self.options.detector, **self._faces.to_dict()}}
-
 
 class _Timed:
     """A detector or SyncNet whose calls are charged to a stage of ``timer``."""
