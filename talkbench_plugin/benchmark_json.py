@@ -7,7 +7,7 @@ own storage and hooks: ``pytest-benchmark list|compare`` then read talkbench run
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def save(config: pytest.Config, benchmarks: list[dict[str, Any]]) -> list[Path]:
         "machine_info": session.get_machine_info(),
         "commit_info": config.hook.pytest_benchmark_generate_commit_info(config=config),
         "benchmarks": list({b["fullname"]: b for b in benchmarks}.values()),  # generate[] once per case
-        "datetime": datetime.now(timezone.utc).isoformat(),
+        "datetime": datetime.now(UTC).isoformat(),
         "version": pytest_benchmark.__version__,
     }
     written = []

@@ -112,8 +112,7 @@ def write_raw(tmp_path: Path, ref: list[av.VideoFrame], gen: list[av.VideoFrame]
     for name, frames in (("ref.yuv", ref), ("gen.yuv", gen)):
         with open(tmp_path / name, "wb") as fh:
             for frame in frames:
-                for plane in frame_planes(frame):
-                    fh.write(plane.tobytes())
+                fh.writelines(plane.tobytes() for plane in frame_planes(frame))
     return [
         "-f",
         "rawvideo",

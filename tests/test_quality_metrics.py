@@ -26,8 +26,8 @@ from talkbench_plugin.fid.features import InceptionNet, random_inception_state
 from talkbench_plugin.fid.frechet import fid
 from talkbench_plugin.fid.groups import add_pooled_fid
 from talkbench_plugin.fid.moments import Moments
-from talkbench_plugin.merge import merge_runs
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
+from talkbench_plugin.merge import merge_runs
 from talkbench_plugin.metrics.fid import InceptionOptions
 from talkbench_plugin.metrics.inception_score import split_scores
 from talkbench_plugin.metrics.iqa import IqaOptions

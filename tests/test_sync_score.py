@@ -12,7 +12,6 @@ import pytest
 import python_speech_features as psf
 import torch
 from scipy.io import wavfile
-
 from sync_oracle import Oracle, coded
 
 from talkbench_plugin.errors import TalkbenchError

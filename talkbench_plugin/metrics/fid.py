@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -131,7 +131,7 @@ class SegmentFrames:
 
 
 class FidMetric(StreamMetric):
-    kinds = {"fid": ("", False)}
+    kinds: ClassVar[dict[str, tuple[str, bool | None]]] = {"fid": ("", False)}
 
     def __init__(self, media: CaseMedia, options: InceptionOptions | None = None) -> None:
         self.media = media

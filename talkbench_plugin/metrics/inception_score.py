@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -27,7 +27,7 @@ _READ = 256  # logit rows per read-back
 
 
 class InceptionScoreMetric(StreamMetric):
-    kinds = {"inception_score": ("", True)}
+    kinds: ClassVar[dict[str, tuple[str, bool | None]]] = {"inception_score": ("", True)}
     sides = frozenset({"generated"})
 
     def __init__(self, media: CaseMedia, options: InceptionOptions | None = None) -> None:
