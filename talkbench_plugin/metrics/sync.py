@@ -3,7 +3,8 @@
 The generated video's frames are resampled to 25 fps by timestamp (FFmpeg's ``fps`` filter) and
 clipped to the evaluated segment; its own audio track (or the driving audio) from the first kept
 frame on is scored against them by ``sync.VideoSyncScorer``. The networks are syncnet-python's,
-with the pinned weights from the weights cache, loaded once per process.
+with the pinned weights from the weights cache, loaded once per process. S3FD's boxes are kept under
+``<cache>/faces`` (``sync.detections``): a second run over the same video replays them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -22,8 +23,9 @@ from ..errors import MediaError, TalkbenchError
 from ..inference import fold_batch_norms
 from ..media.audio import load_audio
 from ..media.rate import RateConverter
+from ..sync import detections
 from ..sync import model as sync_model
-from ..sync.faces import FaceSettings, S3FDDetector
+from ..sync.faces import Detector, FaceSettings, S3FDDetector
 from ..sync.score import FPS, SAMPLE_RATE
 from ..sync.video import COMBINE, VideoSyncScorer
 from ..timing import StageTimer
@@ -73,7 +75,7 @@ def network(kind: str, options: SyncOptions) -> torch.nn.Module:
 
 
 class SyncNetMetric(StreamMetric):
-    kinds = {"lse_c": ("", True), "lse_d": ("", False), "av_offset": ("frames", None)}
+    kinds: ClassVar[dict[str, tuple[str, bool | None]]] = {"lse_c": ("", True), "lse_d": ("", False), "av_offset": ("frames", None)}
     sides = frozenset({"generated"})
 
     def __init__(self, media: CaseMedia, options: SyncOptions | None = None) -> None:
@@ -82,10 +84,10 @@ class SyncNetMetric(StreamMetric):
         self.timings: dict[str, float] = {}
         self._timer = StageTimer()
         self._syncnet = _Timed(network("syncnet", options), self._timer, "syncnet forward")
-        self._detector = None
+        self._detector: _Timed | None = None
+        self._record: tuple[Path, str] | None = None  # where this video's detections go once made
         if options.detector == "s3fd":
-            self._detector = _Timed(S3FDDetector(network("s3fd", options), device=options.device),
-                                    self._timer, "face detection")
+            self._detector = _Timed(self._face_detector(), self._timer, "face detection")
         self._faces = FaceSettings(detect_every=options.detect_every)
         self._rate = RateConverter[av.VideoFrame](FPS, Fraction(1) / Fraction(media.generated.fps or FPS))
         self._origin: int | None = None
@@ -93,6 +95,22 @@ class SyncNetMetric(StreamMetric):
         self._batch: list[np.ndarray] = []
         self._first_slot = 0
         self._done = False
+
+    def _face_detector(self) -> Detector:
+        """This video's cached detections if there are some, else S3FD, recorded for the cache."""
+        case = self.media.case
+        frames = {"fps": FPS, "resample": "timestamp", "segment": case.segment.to_dict(), "offset": case.offset,
+                  "detect_every": self.options.detect_every}
+        detector = {**S3FDDetector.describe(), "weights_sha256": weights.spec_for("s3fd").sha256}
+        description = detections.describe(self.media.generated.path, frames, detector)
+        path = detections.cache_path(self.media.cache / "faces", description)
+        with self._timer.stage("cache"):
+            found = detections.load(path, description)
+        if found is not None:
+            return detections.ReplayDetector(found, S3FDDetector.describe(), path)
+        self._record = path, description
+        s3fd = S3FDDetector(network("s3fd", self.options), device=self.options.device)
+        return detections.RecordingDetector(s3fd)
 
     def protocol(self) -> dict[str, Any]:
         """Known once ``compute`` has run (the scorer is made at the first evaluated frame)."""
@@ -115,6 +133,9 @@ class SyncNetMetric(StreamMetric):
         self._flush()
         if self._scorer is None:
             raise MediaError(self.media.generated.path, "no frame in the evaluated segment to score lip sync on")
+        if self._record is not None:
+            with self._timer.stage("cache"):
+                detections.save(*self._record, self._detector.inner.found)
         with self._timer.stage("scoring"):
             result = self._scorer.compute()
         self.timings = self._exclusive_timings()
@@ -124,12 +145,21 @@ class SyncNetMetric(StreamMetric):
         tracks = result.to_dict()["tracks"]
         curve = {"offsets": chosen.score.offsets, "distances": chosen.score.distances,
                  "frame_confidence": result.frame_confidence, "first_frame": self._first_slot,
-                 "tracks": tracks}
+                 "tracks": tracks, "detections": self._detections_source()}
         return {
             "lse_c": MetricValue(result.lse_c, list(result.frame_confidence), curve),
             "lse_d": MetricValue(result.lse_d, [], {"tracks": len(tracks)}),
             "av_offset": MetricValue(float(result.offset), [], {"sign": "positive: the video lags the audio"}),
         }
+
+    def _detections_source(self) -> dict[str, Any]:
+        """Whether the face boxes were detected in this run or replayed from the cache, and the file."""
+        if self._detector is None:
+            return {"source": "none (detector none)"}
+        inner = self._detector.inner
+        cached = isinstance(inner, detections.ReplayDetector)
+        path = inner.path if cached else self._record[0]
+        return {"source": "cache" if cached else "detected", "file": str(path)}
 
     def _take(self, slot: int, frame: av.VideoFrame) -> None:
         case = self.media.case
@@ -177,6 +207,8 @@ class SyncNetMetric(StreamMetric):
         """Sub-stage seconds (they add up): audio, the models' calls, and the tracking, crops and MFCC around them."""
         seconds = dict(self._timer.seconds)
         seconds["tracking, crops, MFCC"] = seconds.pop("scoring", 0.0)
+        if "cache" in seconds:
+            seconds["face detections cache"] = seconds.pop("cache")
         return seconds
 
 class _Timed:

@@ -58,8 +58,10 @@ class S3FDDetector:
     resize, mean, thresholding and NMS, about 5-8× faster on CPU than one frame at a time.
     """
 
+    SCALE, CONF_TH = 0.25, 0.9
+
     def __init__(self, net: torch.nn.Module | None = None, *, weights_dir: str | os.PathLike[str] | None = None,
-                 device: str = "cpu", scale: float = 0.25, conf_th: float = 0.9,
+                 device: str = "cpu", scale: float = SCALE, conf_th: float = CONF_TH,
                  batch_pixels: int = 16 * 128 * 128) -> None:
         from . import model
 
@@ -92,7 +94,12 @@ class S3FDDetector:
         return found
 
     def settings(self) -> dict[str, Any]:
-        return {"detector": "s3fd", "scale": self.scale, "conf_th": self.conf_th}
+        return self.describe(self.scale, self.conf_th)
+
+    @staticmethod
+    def describe(scale: float = SCALE, conf_th: float = CONF_TH) -> dict[str, Any]:
+        """The settings of an S3FD detector, without loading one."""
+        return {"detector": "s3fd", "scale": scale, "conf_th": conf_th}
 
 
 class FixedBoxDetector:
