@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from .cache import cache_dir
 from .errors import TalkbenchError
 from .metrics import CONVENTIONS, FIDELITY
+from .run_options import add_options
 from .weights import add_cli as add_weights_cli
 
 FIXTURES = Path("fixtures")
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--metrics", default=",".join(FIDELITY))
     evaluate.add_argument("--convention", choices=CONVENTIONS, default="ffmpeg")
     evaluate.add_argument("--report", type=Path, help="write JSON/CSV/Markdown reports here")
+    evaluate.add_argument("--weights", help="model weights directory (default: $TALKBENCH_WEIGHTS or the cache's)")
+    add_options(evaluate.add_argument)
     args = parser.parse_args(argv)
     try:
         return args.func(args) if args.command == "weights" else COMMANDS[args.command](args)
@@ -93,23 +97,33 @@ def _cases(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .devices import assign, cuda_device_count
     from .engine import evaluate_case
+    from .fid.groups import add_pooled_fid
     from .reports import errors, per_language, per_video, run_info, write_reports
+    from .run_options import family_options
+    from .weights import weights_dir
 
     dataset = _dataset(args)
     cache = cache_dir(args.cache)
     metrics = [m for m in args.metrics.split(",") if m]
     device = assign("auto", None, cuda_device_count())  # as `pytest benchmarks` without xdist
-    records = []
-    for case in dataset.cases():
-        if case.generated is not None and case.pipeline.command is None and not case.generated.is_file():
-            print(f"skip {case.id}: no output at {case.generated}", file=sys.stderr)
-            continue
-        records.append(evaluate_case(case, metrics, cache, convention=args.convention, device=device))
+    with tempfile.TemporaryDirectory() as scratch:
+        moments = args.report.resolve() / "fid-moments" if args.report else Path(scratch)  # for the pooled FID
+        options = family_options(lambda name: getattr(args, name), str(weights_dir(args.weights, cache)), device,
+                                 str(moments))
+        records = []
+        for case in dataset.cases():
+            if case.generated is not None and case.pipeline.command is None and not case.generated.is_file():
+                print(f"skip {case.id}: no output at {case.generated}", file=sys.stderr)
+                continue
+            records.append(evaluate_case(case, metrics, cache, convention=args.convention, device=device,
+                                         options=options))
+        add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes
     print(per_video(records).text(), per_language(records).text(), sep="\n\n")
     for problem in errors(records):
         print(f"error: {problem}", file=sys.stderr)
     if args.report:
-        info = run_info({"dataset": dataset.name, "metrics": metrics, "convention": args.convention})
+        info = run_info({"dataset": dataset.name, "metrics": metrics, "convention": args.convention,
+                         "sync": options["sync"].to_dict(), "inception": options["fid"].to_dict()})
         for path in write_reports(args.report, records, info):
             print(f"wrote {path}")
     return 1 if errors(records) else 0

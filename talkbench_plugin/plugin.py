@@ -20,13 +20,11 @@ from .collector import ResultCollector
 from .errors import TalkbenchError
 from .manifest import CALIBRATION, Case, Dataset
 from .metrics import CONVENTIONS, FIDELITY, INCEPTION, KNOWN, SYNC, iqa_mode
+from .run_options import add_options, family_options
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
     from .compare import Comparison
-    from .metrics.fid import InceptionOptions
-    from .metrics.iqa import IqaOptions
-    from .metrics.sync import SyncOptions
     from .weights import WeightStatus
 
 PAYLOAD = pytest.StashKey[dict]()
@@ -69,21 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "fill it with `talkbench weights fetch`")
     group.addoption("--talkbench-require-weights", action="store_true",
                     help="fail, instead of skip, the metric tests whose model weights are missing (CI gates)")
-    group.addoption("--talkbench-sync-audio", choices=("own", "driving"), default="own",
-                    help="lip sync against the generated video's own audio track, or the speaker's driving "
-                         "audio (default: %(default)s)")
-    group.addoption("--talkbench-sync-detector", choices=("s3fd", "none"), default="s3fd",
-                    help="S3FD face tracks as syncnet-python makes them, or none for videos that are face "
-                         "crops already (default: %(default)s)")
-    group.addoption("--talkbench-sync-detect-every", metavar="K", type=int, default=1,
-                    help="run the face detector on every K-th frame and interpolate the boxes between; 1 is "
-                         "reference-exact (default: %(default)s)")
-    group.addoption("--talkbench-sync-combine", choices=("best", "longest", "mean", "single"), default="best",
-                    help="how several face tracks make one score: best (syncnet-python), longest, mean "
-                         "(frame-weighted) or single (several faces are an error) (default: %(default)s)")
-    group.addoption("--talkbench-fid-sampling", metavar="every|stride=K|count=N", default="every",
-                    help="frames of each video's evaluated segment that FID and the Inception Score use: every "
-                         "frame, every K-th, or N evenly spaced (default: %(default)s)")
+    add_options(group.addoption, "talkbench-")
     group.addoption("--talkbench-device", metavar="DEV", default="auto",
                     help="device for pipeline commands and metric models: auto (xdist worker gwN gets CUDA "
                          "device N mod count; cpu without CUDA), cpu or cuda:N (default: %(default)s)")
@@ -248,45 +232,29 @@ class RunState:
         return self._device
 
     def settings(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "convention": self.convention, "sync": self.sync_options().to_dict(),
-                "inception": self.inception_options().to_dict()}
+        options = self.family_options()
+        return {"metrics": self.metrics, "convention": self.convention, "sync": options["sync"].to_dict(),
+                "inception": options["fid"].to_dict()}
 
     def iqa_metrics(self) -> list[str]:
         """The enabled metrics that are pyiqa's (benchmarks/test_quality.py::test_iqa runs them)."""
         return [m for m in self.metrics if iqa_mode(m)]
 
-    def inception_options(self) -> InceptionOptions:
-        from .metrics.fid import InceptionOptions
-
+    def family_options(self) -> dict[str, Any]:
+        """``evaluate_case``'s options by family, from the --talkbench-sync-* / --talkbench-fid-* options."""
+        report = self.config.getoption("talkbench_report")  # kept there, shards' pooled FID can be merged
+        moments = Path(report).resolve() / "fid-moments" if report else self.run_dir / "fid"
         try:
-            report = self.config.getoption("talkbench_report")  # kept there, shards' pooled FID can be merged
-            moments = Path(report).resolve() / "fid-moments" if report else self.run_dir / "fid"
-            return InceptionOptions(self.config.getoption("talkbench_fid_sampling"), weights=self.weights_dir(),
-                                    device=self.device, moments_dir=str(moments))
+            return family_options(lambda name: self.config.getoption(f"talkbench_{name}"), self.weights_dir(),
+                                  self.device, str(moments))
         except TalkbenchError as exc:
-            raise pytest.UsageError(f"--talkbench-fid-sampling: {exc}") from None
-
-    def iqa_options(self) -> IqaOptions:
-        from .metrics.iqa import IqaOptions
-
-        return IqaOptions(self.weights_dir(), self.device)
+            raise pytest.UsageError(f"--talkbench-sync-* / --talkbench-fid-sampling: {exc}") from None
 
     def weights_dir(self) -> str:
         """--talkbench-weights, else $TALKBENCH_WEIGHTS, else the run's cache's weights/."""
         from .weights import weights_dir
 
         return str(weights_dir(self.config.getoption("talkbench_weights"), self.cache))
-
-    def sync_options(self) -> SyncOptions:
-        from .metrics.sync import SyncOptions
-
-        option = self.config.getoption
-        try:
-            return SyncOptions(option("talkbench_sync_audio"), option("talkbench_sync_detector"),
-                               option("talkbench_sync_detect_every"), option("talkbench_sync_combine"),
-                               self.weights_dir(), self.device)
-        except TalkbenchError as exc:
-            raise pytest.UsageError(f"--talkbench-sync-*: {exc}") from None
 
     def weights_problem(self, metric: str) -> WeightStatus | None:
         """The first weights file that ``metric`` needs and that is missing or not the pinned one."""
@@ -305,7 +273,7 @@ class RunState:
     def needed_weights(self, metric: str) -> tuple[str, ...]:
         """The registry's weights that ``metric`` needs."""
         if metric in SYNC:
-            return self.sync_options().needed_weights()
+            return self.family_options()["sync"].needed_weights()
         return ("inception",) if metric in INCEPTION else ()
 
     def _iqa_weights(self, metric: str) -> WeightStatus | None:
@@ -315,7 +283,7 @@ class RunState:
             from .weights import WeightStatus
 
             try:
-                model(metric, self.iqa_options())
+                model(metric, self.family_options()["pyiqa"])
             except IqaWeightsMissing as exc:
                 self._weights[metric] = WeightStatus(f"pyiqa {metric}", exc.path, "missing",
                                                      f"download {exc.url} into {exc.path.parent}")
@@ -346,8 +314,7 @@ class RunState:
         def compute() -> dict[str, Any]:
             return evaluate_case(case, self.computable(), self.cache, convention=self.convention,
                                  batch_size=self.batch, device=self.device,
-                                 options={"sync": self.sync_options(), "fid": self.inception_options(),
-                                          "inception_score": self.inception_options(), "pyiqa": self.iqa_options()})
+                                 options=self.family_options())
 
         return RunStore(self.run_dir / "cases").get(case.id, self.settings(), compute)
 

@@ -1,5 +1,6 @@
 """The talkbench command: cases, evaluate (the engine without pytest), weights, errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,21 @@ def test_cache_info_and_clear_keep_weights(tmp_path: Path, capsys: pytest.Captur
     assert sorted(p.name for p in cache.iterdir()) == ["weights"]
     assert main(["--cache", str(cache), "cache", "clear", "--all"]) == 0
     assert list(cache.iterdir()) == []
+
+
+def test_evaluate_takes_the_sync_options(tmp_path: Path, sync_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``talkbench evaluate`` scores lip sync with the weights folder and settings given, as pytest would."""
+    (tmp_path / "ref").mkdir()
+    write_video(tmp_path / "ref" / "a.mp4", moving_frames(40, 64, 64), 25, audio=np.sin(np.arange(40 * 640) / 3) * 0.3)
+    (tmp_path / "m.toml").write_text('[speakers.a]\nlanguage = "en"\nreference = "ref/a.mp4"\n')
+    args = ["--cache", str(tmp_path / "cache"), "evaluate", "--data", str(tmp_path), "--manifest",
+            str(tmp_path / "m.toml"), "--calibrations", "reference", "--metrics", "psnr,lse_c,lse_d,av_offset",
+            "--weights", str(sync_weights), "--sync-detector", "none", "--sync-combine", "mean"]
+    assert main([*args, "--report", str(tmp_path / "rep")]) == 0
+    record = json.loads((tmp_path / "rep" / "results.json").read_text())["results"][0]
+    assert record["metrics"]["lse_d"]["value"] > 0 and len(record["metrics"]["lse_c"]["per_frame"]) == 40 - 5
+    assert record["metrics"]["lse_c"]["protocol"]["settings"] == {"audio": "own", "detector": "none",
+                                                                "detect_every": 1, "combine": "mean"}
+    assert "LSE_C" in capsys.readouterr().out
+    assert main([*args, "--sync-detect-every", "0"]) == 2
+    assert capsys.readouterr().err == "talkbench: lip sync detect_every must be at least 1, not 0\n"

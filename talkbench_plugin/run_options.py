@@ -1,0 +1,48 @@
+"""The metric families' settings as command-line options, declared once for ``pytest --talkbench-<name>``
+and ``talkbench evaluate --<name>``, and the per-family options ``evaluate_case`` takes from them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# option name -> keyword arguments of argparse's add_argument (and pytest's addoption)
+OPTIONS: dict[str, dict[str, Any]] = {
+    "sync-audio": {"choices": ("own", "driving"), "default": "own",
+                   "help": "lip sync against the generated video's own audio track, or the speaker's driving "
+                           "audio (default: %(default)s)"},
+    "sync-detector": {"choices": ("s3fd", "none"), "default": "s3fd",
+                      "help": "S3FD face tracks as syncnet-python makes them, or none for videos that are face "
+                              "crops already (default: %(default)s)"},
+    "sync-detect-every": {"metavar": "K", "type": int, "default": 1,
+                          "help": "run the face detector on every K-th frame and interpolate the boxes between; "
+                                  "1 is reference-exact (default: %(default)s)"},
+    "sync-combine": {"choices": ("best", "longest", "mean", "single"), "default": "best",
+                     "help": "how several face tracks make one score: best (syncnet-python), longest, mean "
+                             "(frame-weighted) or single (several faces are an error) (default: %(default)s)"},
+    "fid-sampling": {"metavar": "every|stride=K|count=N", "default": "every",
+                     "help": "frames of each video's evaluated segment that FID and the Inception Score use: "
+                             "every frame, every K-th, or N evenly spaced (default: %(default)s)"},
+}
+
+
+def add_options(add: Callable[..., Any], prefix: str = "") -> None:
+    """Declare ``OPTIONS`` as ``--<prefix><name>`` through ``add`` (add_argument or addoption)."""
+    for name, kwargs in OPTIONS.items():
+        add(f"--{prefix}{name}", **kwargs)
+
+
+def family_options(value: Callable[[str], Any], weights: str, device: str,
+                   moments_dir: str | None) -> dict[str, Any]:
+    """``evaluate_case``'s options by family; ``value(name)`` gives an option's value ("sync_audio", ...).
+
+    Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
+    """
+    from .metrics.fid import InceptionOptions
+    from .metrics.iqa import IqaOptions
+    from .metrics.sync import SyncOptions
+
+    sync = SyncOptions(value("sync_audio"), value("sync_detector"), value("sync_detect_every"),
+                       value("sync_combine"), weights, device)
+    inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
+    return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device)}
