@@ -77,10 +77,12 @@ def test_cache_info_and_clear_keep_weights(tmp_path: Path, capsys: pytest.Captur
     assert list(cache.iterdir()) == []
 
 
-def test_evaluate_takes_the_sync_options(tmp_path: Path, sync_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_takes_the_sync_options(tmp_path: Path, sync_weights: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     """``talkbench evaluate`` scores lip sync with the weights folder and settings given, as pytest would."""
     (tmp_path / "ref").mkdir()
-    write_video(tmp_path / "ref" / "a.mp4", moving_frames(40, 64, 64), 25, audio=np.sin(np.arange(40 * 640) / 3) * 0.3)
+    audio = np.sin(np.arange(40 * 640) / 3) * 0.3
+    write_video(tmp_path / "ref" / "a.mp4", moving_frames(40, 64, 64), 25, audio=audio)
     (tmp_path / "m.toml").write_text('[speakers.a]\nlanguage = "en"\nreference = "ref/a.mp4"\n')
     args = ["--cache", str(tmp_path / "cache"), "evaluate", "--data", str(tmp_path), "--manifest",
             str(tmp_path / "m.toml"), "--calibrations", "reference", "--metrics", "psnr,lse_c,lse_d,av_offset",

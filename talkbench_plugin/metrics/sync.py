@@ -75,7 +75,8 @@ def network(kind: str, options: SyncOptions) -> torch.nn.Module:
 
 
 class SyncNetMetric(StreamMetric):
-    kinds: ClassVar[dict[str, tuple[str, bool | None]]] = {"lse_c": ("", True), "lse_d": ("", False), "av_offset": ("frames", None)}
+    kinds: ClassVar[dict[str, tuple[str, bool | None]]] = {
+        "lse_c": ("", True), "lse_d": ("", False), "av_offset": ("frames", None)}
     sides = frozenset({"generated"})
 
     def __init__(self, media: CaseMedia, options: SyncOptions | None = None) -> None:
