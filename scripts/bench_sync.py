@@ -133,11 +133,15 @@ def crops(clip: Path, every: int) -> dict[int, np.ndarray]:
     from talkbench_plugin.sync.faces import FaceCropper, FaceSettings
 
     cropper = FaceCropper(CascadeDetector(), FaceSettings(detect_every=every))
-    batches = []
+    batches, frames = [], []
     with av.open(str(clip)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    for i in range(0, len(frames), 32):
-        batches += cropper.update(np.stack(frames[i:i + 32]))
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == 32:
+                batches += cropper.update(np.stack(frames))
+                frames = []
+    if frames:
+        batches += cropper.update(np.stack(frames))
     batches += cropper.finish()
     track = next((t.id for t in cropper.tracks if t.valid), None)
     if track is None:
@@ -218,7 +222,8 @@ def main() -> int:
                   f"{s['lse_d']:7.4f}  {s['av_offset']:>5}", flush=True)
         from talkbench_plugin.sync.faces import S3FDDetector
 
-        S3FDDetector.detect = lambda self, frames: CascadeDetector().detect(frames)
+        cascade = CascadeDetector()
+        S3FDDetector.detect = lambda self, frames: cascade.detect(frames)
         print(f"\nevery {args.every}th frame vs every frame, skimage LBP cascade boxes, random SyncNet weights")
         print(f"{'clip':<28}{'frames':>7}{'crop MAD':>10}{'motion MAD':>12}{'LSE-C':>9}{'dLSE-C':>9}{'LSE-D':>9}"
               f"{'dLSE-D':>9}{'dOffset':>8}")
