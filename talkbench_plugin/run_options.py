@@ -1,5 +1,8 @@
 """The metric families' settings as command-line options, declared once for ``pytest --talkbench-<name>``
-and ``talkbench evaluate --<name>``, and the per-family options ``evaluate_case`` takes from them."""
+and ``talkbench evaluate --<name>``, and the per-family options ``evaluate_case`` takes from them.
+
+Option classes live in light modules (``talkbench_plugin/options/``); heavy imports go inside the functions
+that need them, so building every family's options imports no torch, pyiqa or syncnet."""
 
 from __future__ import annotations
 
@@ -38,9 +41,9 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
 
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
-    from .metrics.fid import InceptionOptions
-    from .metrics.iqa import IqaOptions
-    from .metrics.sync import SyncOptions
+    from .options.inception import InceptionOptions
+    from .options.iqa import IqaOptions
+    from .options.sync import SyncOptions
 
     sync = SyncOptions(value("sync_audio"), value("sync_detector"), value("sync_detect_every"),
                        value("sync_combine"), weights, device)

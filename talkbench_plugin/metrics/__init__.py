@@ -1,4 +1,8 @@
-"""Metrics by name and convention; one module per family behind the ``Metric`` / ``StreamMetric`` interfaces."""
+"""Metrics by name and convention; one module per family behind the ``Metric`` / ``StreamMetric`` interfaces.
+
+Option classes live in light modules (``talkbench_plugin/options/``); heavy imports inside functions: a metric
+module is imported only when a run enables its metric, so PSNR/SSIM never import torch or pyiqa.
+"""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -29,7 +28,8 @@ import torch
 
 from .. import weights
 from ..errors import TalkbenchError
-from ..fid.features import Sampling
+from ..fid.sampling import Sampling
+from ..options.iqa import IqaOptions
 from ..timing import StageTimer
 from .base import CaseMedia, FramePairs, Metric, MetricValue, StreamMetric
 
@@ -43,13 +43,6 @@ class IqaWeightsMissing(weights.WeightsMissing):
     def __init__(self, metric: str, url: str, path: Path) -> None:
         self.metric, self.url, self.path = metric, url, path
         super().__init__(f"{metric}: {path} not found; download {url} into {path.parent}")
-
-
-@dataclass(frozen=True)
-class IqaOptions:
-    weights: str | None = None  # weights directory (pyiqa's files go under its pyiqa/)
-    device: str = "cpu"
-    batch: int = 8
 
 
 @functools.cache

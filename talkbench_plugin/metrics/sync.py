@@ -9,7 +9,6 @@ with the pinned weights from the weights cache, loaded once per process. S3FD's 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,49 +18,22 @@ import numpy as np
 import torch
 
 from .. import weights
-from ..errors import MediaError, TalkbenchError
+from ..errors import MediaError
 from ..inference import fold_batch_norms
 from ..media.audio import load_audio
 from ..media.rate import RateConverter
+from ..options.sync import SyncOptions
 from ..sync import detections
 from ..sync import model as sync_model
 from ..sync.faces import Detector, FaceSettings, S3FDDetector
 from ..sync.score import FPS, SAMPLE_RATE
-from ..sync.video import COMBINE, VideoSyncScorer
+from ..sync.video import VideoSyncScorer
 from ..timing import StageTimer
 from .base import CaseMedia, MetricValue, StreamMetric
 
 NAMES = ("lse_c", "lse_d", "av_offset")
-AUDIO_SOURCES = ("own", "driving")
-DETECTORS = ("s3fd", "none")
 _BATCH = 32  # frames per detector / scorer update
 _NETS: dict[tuple[str, str, str], torch.nn.Module] = {}
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """The named settings of a lip-sync result (recorded with it)."""
-
-    audio: str = "own"  # the generated video's own track, or the speaker's driving audio
-    detector: str = "s3fd"  # or "none": the videos are face crops already
-    detect_every: int = 1  # 1 is reference-exact; k > 1 detects every k-th frame and interpolates
-    combine: str = "best"  # how several face tracks make one number (sync.video.COMBINE)
-    weights: str | None = None  # weights directory (default: $TALKBENCH_WEIGHTS or the cache's)
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        for name, value, allowed in (("audio", self.audio, AUDIO_SOURCES), ("detector", self.detector, DETECTORS),
-                                     ("combine", self.combine, tuple(COMBINE))):
-            if value not in allowed:
-                raise TalkbenchError(f"lip sync {name} must be one of {', '.join(allowed)}, not {value!r}")
-        if self.detect_every < 1:
-            raise TalkbenchError(f"lip sync detect_every must be at least 1, not {self.detect_every}")
-
-    def needed_weights(self) -> tuple[str, ...]:
-        return ("syncnet", "s3fd") if self.detector == "s3fd" else ("syncnet",)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("weights", "device")}
 
 
 def network(kind: str, options: SyncOptions) -> torch.nn.Module:

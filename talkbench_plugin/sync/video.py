@@ -9,19 +9,11 @@ import numpy as np
 import torch
 
 from ..errors import TalkbenchError
+from ..options.sync import COMBINE
 from .faces import Detector, FaceCropper, FaceSettings, FaceTrack
 from .mfcc import as_int16_scale
 from .score import SAMPLES_PER_FRAME, SyncNetLike, SyncScore, SyncScorer, check_audio
 from .score import protocol as score_protocol
-
-# How several face tracks make one number. "best" is what syncnet-python's SyncNetPipeline returns
-# (largest LSE-C and smallest LSE-D over tracks, possibly from different tracks).
-COMBINE = {
-    "best": "LSE-C = max over tracks, LSE-D = min over tracks (syncnet-python), offset of the max-LSE-C track",
-    "longest": "the scores of the track with the most frames",
-    "mean": "frame-weighted mean of LSE-C and LSE-D over tracks, offset of the longest track",
-    "single": "exactly one face track, else an error",
-}
 
 
 @dataclass
