@@ -324,3 +324,31 @@ def test_one_identical_frame_does_not_make_the_summary_infinite():
         assert value.per_frame[0] == float("inf")
         assert np.isfinite(value.value) and value.value > min(value.per_frame[1:])
     assert compute(SkimagePSNR, ref, gen).details["mean_of_frames"] == float("inf")
+
+
+def test_psnr_filter_metadata_is_within_5e_6_db_of_the_exact_sse():
+    """FFmpegPSNR reads the plane MSEs from the psnr filter's metadata (floats printed with 6 decimals): per
+    frame, per plane and pooled it stays within 5e-6 dB of the exact integer SSE, for large MSEs and for
+    tiny ones (one sample off by one, where the MSE field alone reads 0.000001)."""
+    ref = astronaut_frames(4, 96, 80, "yuv420p")
+    one_off = []
+    for frame in ref[2:]:
+        planes = [p.copy() for p in frame_planes(frame)]
+        planes[1][3, 5] ^= 1
+        one_off.append(make_frame(planes, "yuv420p"))
+    gen = [*degrade(ref[:2], "noise"), *one_off]
+    mse = np.array([[np.sum((a.astype(np.int64) - b) ** 2) / a.size for a, b in zip(frame_planes(r), frame_planes(g))]
+                    for r, g in zip(ref, gen)])
+    sizes = np.array([p.size for p in frame_planes(ref[0])])
+    frame_mse = mse @ (sizes / sizes.sum())
+
+    def exact(m: np.ndarray) -> np.ndarray:
+        return 10 * np.log10(255**2 / np.asarray(m, dtype=np.float64))
+
+    with np.errstate(divide="ignore"):
+        psnr = compute(FFmpegPSNR, ref, gen)
+        assert psnr.per_frame == pytest.approx(exact(frame_mse), abs=5e-6, rel=0)
+        assert psnr.value == pytest.approx(exact(frame_mse.mean()), abs=5e-6, rel=0)
+        for plane, pooled in zip("yuv", mse.mean(axis=0)):
+            assert psnr.details[plane] == pytest.approx(exact(pooled), abs=5e-6, rel=0)
+    assert mse[2, 1] < 1e-3 and mse[2, 0] == 0  # the tiny case is there
