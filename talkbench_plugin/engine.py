@@ -129,6 +129,7 @@ def _decode(case: Case, ref: VideoInfo, gen: VideoInfo, pairs: Mapping[str, Metr
         alignment = None
         if pairs:
             alignment = Alignment()
+            batch_size = max(m.frames_per_update or batch_size for m in pairs.values())
             batches = aligned_batches(frames["reference"], frames["generated"], ref, gen, alignment,
                                       segment=case.segment, offset=case.offset, batch_size=batch_size)
             for batch in timer.timed_iter("align", batches):

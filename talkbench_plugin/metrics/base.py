@@ -72,6 +72,9 @@ class Metric:
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
     unit: ClassVar[str] = ""
+    # frames per ``update`` it wants: None for the run's batch size (models), 1 for a metric that takes
+    # frames one by one (FFmpeg's filters), so that no batch of frames is held for it
+    frames_per_update: ClassVar[int | None] = None
 
     def protocol(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -41,6 +41,7 @@ class FFmpegPSNR(Metric):
 
     name = "psnr"
     higher_is_better = True
+    frames_per_update = 1
     unit = "dB"
 
     def __init__(self) -> None:

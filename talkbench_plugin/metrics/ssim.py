@@ -25,6 +25,7 @@ class FFmpegSSIM(Metric):
 
     name = "ssim"
     higher_is_better = True
+    frames_per_update = 1
     unit = ""
 
     def __init__(self) -> None:
