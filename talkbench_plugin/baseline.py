@@ -182,6 +182,8 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunFileError(f"{path}: not a valid {what} (corrupt JSON: {exc}); write it again") from None
+    except RecursionError:
+        raise RunFileError(f"{path}: not a valid {what} (JSON nested too deeply); write it again") from None
 
 
 def results_path(path: Path) -> Path:

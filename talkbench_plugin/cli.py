@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .cache import cache_dir
 from .errors import TalkbenchError
-from .metrics import CONVENTIONS, FIDELITY
+from .metrics import CONVENTIONS, FIDELITY, KNOWN, iqa_mode
 from .run_options import add_options
 from .weights import add_cli as add_weights_cli
 
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--thresholds", type=Path, help="take tolerances (tolerance/rel_tolerance) from this file")
     compare.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N[%]",
                          help="allowed worsening of a metric, absolute or %% of the old value (repeatable)")
+    compare.add_argument("--strict", action="store_true",
+                         help="a name in the thresholds file that matches no pipeline, speaker or metric of the "
+                              "two runs is an error (default: a warning)")
     compare.add_argument("--markdown", action="store_true", help="print Markdown (for a pull-request comment)")
     compare.add_argument("--color", action="store_true", help="colour the rows even when not on a terminal")
     merge = sub.add_parser("merge", help="merge the reports of several shards into one report and gate verdict")
@@ -102,9 +105,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .run_options import family_options
     from .weights import weights_dir
 
-    dataset = _dataset(args)
     cache = cache_dir(args.cache)
     metrics = [m for m in args.metrics.split(",") if m]
+    unknown = sorted(m for m in set(metrics) - set(KNOWN) if iqa_mode(m) is None)
+    if unknown:
+        raise TalkbenchError(f"--metrics: unknown metric(s) {', '.join(unknown)}; known: {', '.join(KNOWN)} "
+                             "and pyiqa's per-image metrics (pyiqa.list_models())")
+    dataset = _dataset(args)
     device = assign("auto", None, cuda_device_count())  # as `pytest benchmarks` without xdist
     with tempfile.TemporaryDirectory() as scratch:
         moments = args.report.resolve() / "fid-moments" if args.report else Path(scratch)  # for the pooled FID
@@ -132,10 +139,19 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .baseline import load
     from .compare import compare_runs, parse_tolerances, tolerance_lookup
-    from .thresholds import Thresholds
+    from .thresholds import Thresholds, typos
 
-    lookup = tolerance_lookup(Thresholds.load(args.thresholds), parse_tolerances(args.tolerance))
-    comparison = compare_runs(load(args.old), load(args.new), lookup)
+    thresholds = Thresholds.load(args.thresholds)
+    lookup = tolerance_lookup(thresholds, parse_tolerances(args.tolerance))
+    old, new = load(args.old), load(args.new)
+    cases = [*old.cases.values(), *new.cases.values()]
+    found = typos(thresholds, {c["pipeline"] for c in cases}, {c["speaker"] for c in cases},
+                  {m for c in cases for m in c["metrics"]})
+    if found and args.strict:
+        raise TalkbenchError(f"{'; '.join(found)} (an error with --strict)")
+    for typo in found:
+        print(f"talkbench: warning: {typo}", file=sys.stderr)
+    comparison = compare_runs(old, new, lookup)
     print(comparison.markdown() if args.markdown else comparison.text(color=args.color or sys.stdout.isatty()))
     for message in comparison.violations():
         print(f"regression: {message}", file=sys.stderr)

@@ -6,12 +6,12 @@ import math
 import re
 import shlex
 import string
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError
+from .tomlfile import read_toml
 
 MODES = ("one-shot", "dubbing", "person-specific")
 CALIBRATION = "calibration"  # mode of the pipelines talkbench derives from each reference
@@ -138,12 +138,7 @@ def load_manifest(path: str | Path, root: str | Path | None = None) -> Dataset:
     unknown speakers, bad placeholders and paths that escape the dataset root.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "manifest")
     return _Loader(path, Path(root) if root is not None else path.parent).dataset(data)
 
 
@@ -244,9 +239,9 @@ class _Loader:
         template = self.string(f"{key}.{name}", t[name])
         try:
             args = shlex.split(template)
-            fields = {f for arg in args for _, f, _, _ in string.Formatter().parse(arg) if f is not None}
         except ValueError as exc:
             raise self.fail(f"{key}.{name}", f"bad command {template!r}: {exc}") from None
+        fields = {f for arg in args for f in self.placeholders(f"{key}.{name}", arg)}
         if not args:
             raise self.fail(f"{key}.{name}", "is empty")
         if fields - known:
@@ -300,15 +295,31 @@ class _Loader:
 
     def pattern(self, key: str, value: Any) -> str:
         value = self.string(key, value)
-        try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError as exc:
-            raise self.fail(key, f"bad pattern {value!r}: {exc}") from None
+        fields = self.placeholders(key, value)
         if fields - PLACEHOLDERS:
             bad = ", ".join(sorted(fields - PLACEHOLDERS))
             raise self.fail(key, f"unknown placeholder {bad} (known: {', '.join(sorted(PLACEHOLDERS))})")
         self.inside(key, value.format(speaker="s", pipeline="p", language="l"))
         return value
+
+    def placeholders(self, key: str, template: str) -> set[str]:
+        """The names a template's ``{...}`` fields use; each must be a bare name: no format spec (a huge
+        width would exhaust memory), conversion, attribute or index access."""
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise self.fail(key, f"bad template {template!r}: {exc}") from None
+        names = set()
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if spec or conversion or not name.isidentifier():
+                field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                raise self.fail(key, f"placeholder {field} in {template!r}: placeholders are bare names such as "
+                                     "{speaker}, without format specs, conversions, attributes or indexes; "
+                                     "write {{ and }} for literal braces")
+            names.add(name)
+        return names
 
     def segment(self, key: str, value: Any) -> Segment:
         t = self.table(key, value)

@@ -40,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: DIR/talkbench.toml, else microbench)")
     group.addoption("--talkbench-thresholds", metavar="FILE",
                     help="bounds file (default: fixtures/thresholds/<dataset>.toml if present)")
+    group.addoption("--talkbench-strict", action="store_true",
+                    help="a pipeline, speaker or metric name in the thresholds file that matches nothing is an "
+                         "error (default: a warning)")
     group.addoption("--talkbench-metrics", metavar="LIST", default=",".join((*FIDELITY, "fid", *SYNC)),
                     help="metrics to compute, comma-separated (default: %(default)s)")
     group.addoption("--talkbench-convention", choices=CONVENTIONS, default="ffmpeg",
@@ -102,6 +105,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         cases = state.dataset().cases()
         state.thresholds()  # a bad bounds file stops the run here, cleanly, not in every test
+        if state.config.getoption("talkbench_strict") and state.threshold_typos():
+            raise TalkbenchError(f"{'; '.join(state.threshold_typos())} (an error with --talkbench-strict)")
         state.saved_run("talkbench_baseline")
         state.saved_run("talkbench_compare")
     except TalkbenchError as exc:
@@ -190,6 +195,7 @@ class RunState:
         self._device: str | None = None
         self._dataset: Dataset | None = None
         self._thresholds: Thresholds | None = None
+        self._typos: list[str] | None = None
         self._saved: dict[str, Baseline | None] = {}  # by option
         self._weights: dict[str, WeightStatus] = {}
 
@@ -209,6 +215,15 @@ class RunState:
             path = Path(option) if option else (default if default.is_file() else None)
             self._thresholds = Thresholds.load(path)
         return self._thresholds
+
+    def threshold_typos(self) -> list[str]:
+        """The thresholds file's names that match no pipeline, speaker or metric (see thresholds.typos)."""
+        if self._typos is None:
+            from .thresholds import typos
+
+            dataset = self.dataset()
+            self._typos = typos(self.thresholds(), dataset.pipelines, dataset.speakers, self.metrics)
+        return self._typos
 
     def saved_run(self, option: str) -> Baseline | None:
         """The Baseline that ``--talkbench-baseline``/``--talkbench-compare`` names, checked against the
@@ -473,6 +488,9 @@ class ControllerReporter:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.collector.records:  # talkbench tests ran: the bounds file was read
+            for typo in self.state.threshold_typos():
+                terminalreporter.write_line(f"talkbench: warning: {typo}", yellow=True)
         weights = self.state.missing_weights(self.weights_skipped) if self.weights_skipped else None
         if not self.collector.records and not self.missing and not weights:
             return

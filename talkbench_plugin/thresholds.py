@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import difflib
 import math
-import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError
+from .tomlfile import read_toml
 
 ANY_PIPELINE = "*"
 _BOUND_KEYS = {"min", "max"}
@@ -71,12 +73,7 @@ class Thresholds:
         """Read a thresholds file; ``None`` (no file for this dataset) means no bounds."""
         if path is None:
             return cls({})
-        if not path.is_file():
-            raise ManifestError(f"{path}: thresholds file not found")
-        try:
-            return cls(tomllib.loads(path.read_text(encoding="utf-8")), path)
-        except tomllib.TOMLDecodeError as exc:
-            raise ManifestError(f"{path}: not valid TOML: {exc}") from None
+        return cls(read_toml(path, "thresholds file"), path)
 
     def bound(self, pipeline: str, speaker: str, metric: str) -> Bound | None:
         found = self._lookup(pipeline, speaker, metric, _BOUND_KEYS)
@@ -115,9 +112,61 @@ class Thresholds:
                 raise self._fail(where, "must be a table with min and/or max, or tolerance/rel_tolerance")
             for k, v in spec.items():
                 if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise self._fail(f"{where}.{k}", "must be a number")
+                    raise self._fail(f"{where}.{k}", f"must be a number (got {v!r})")
+                if math.isnan(v):
+                    raise self._fail(f"{where}.{k}", "is NaN: every comparison with NaN is false, so the bound "
+                                                     "could never fail; give a number")
                 if k in _TOLERANCE_KEYS and not 0 <= v < math.inf:
-                    raise self._fail(f"{where}.{k}", "must be a finite number >= 0")
+                    raise self._fail(f"{where}.{k}", f"must be a finite number >= 0 (got {v})")
+            if "min" in spec and "max" in spec and spec["min"] > spec["max"]:
+                raise self._fail(where, f"min {spec['min']:g} > max {spec['max']:g}: no value can pass; "
+                                        "swap them or fix the typo")
+
+    def metric_keys(self) -> set[str]:
+        """Every metric name the file bounds."""
+        names = set()
+        for entries in self.table.values():
+            names |= {m for m in entries if m != "speakers"}
+            for sub in entries.get("speakers", {}).values():
+                names |= set(sub)
+        return names
+
+    def unmatched(self, pipelines: Iterable[str], speakers: Iterable[str], metrics: Iterable[str]) -> list[str]:
+        """One line per pipeline, speaker or metric key of the file that names none of the given ones (a
+        typo that would leave its bound unchecked), with the close names."""
+        known = {"pipeline": set(pipelines), "speaker": set(speakers), "metric": set(metrics)}
+        found = []
+
+        def check(kind: str, name: str, key: str) -> None:
+            if name not in known[kind]:
+                close = difflib.get_close_matches(name, sorted(known[kind]), n=3)
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                found.append(f"{self.path}: {key}: matches no {kind} of this run{hint}")
+
+        for pipeline, entries in self.table.items():
+            if pipeline != ANY_PIPELINE:
+                check("pipeline", pipeline, pipeline)
+            for metric, spec in entries.items():
+                if metric != "speakers":
+                    check("metric", metric, f"{pipeline}.{metric}")
+                    continue
+                for speaker, sub in spec.items():
+                    check("speaker", speaker, f"{pipeline}.speakers.{speaker}")
+                    for metric_ in sub:
+                        check("metric", metric_, f"{pipeline}.speakers.{speaker}.{metric_}")
+        return found
 
     def _fail(self, key: str, problem: str) -> ManifestError:
         return ManifestError(f"{self.path}: {key}: {problem}")
+
+
+def typos(thresholds: Thresholds, pipelines: Iterable[str], speakers: Iterable[str],
+          run_metrics: Iterable[str]) -> list[str]:
+    """``Thresholds.unmatched`` for a run: any built-in metric, a metric of the run or a pyiqa metric is a
+    name, as is every calibration pipeline (enabled or not)."""
+    from .calibration import CALIBRATIONS
+    from .metrics import KNOWN, iqa_mode
+
+    metrics = set(KNOWN) | set(run_metrics)
+    metrics |= {m for m in thresholds.metric_keys() - metrics if iqa_mode(m) is not None}
+    return thresholds.unmatched({*pipelines, *CALIBRATIONS}, speakers, metrics)
