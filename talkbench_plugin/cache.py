@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock
+
+from .errors import CacheError
 
 ENV_CACHE = "TALKBENCH_CACHE"
 
@@ -41,11 +44,34 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return _HASHES[key]
 
 
+CACHE_HINT = "choose a writable cache with --cache DIR (talkbench), --talkbench-cache DIR (pytest) or $TALKBENCH_CACHE"
+
+
+def not_writable(directory: Path, exc: OSError) -> CacheError:
+    """The one-line error for a directory talkbench cannot write to (read-only, not ours)."""
+    return CacheError(f"{directory}: directory not writable ({exc.strerror or exc}); {CACHE_HINT}")
+
+
+def _writable_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        existing = next(p for p in (directory, *directory.parents) if p.exists())
+        raise not_writable(existing, exc) from None
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    _writable_dir(dest.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise not_writable(dest.parent, exc) from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -56,10 +82,21 @@ def atomic_path(dest: Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def lock_for(path: Path) -> FileLock:
-    """A lock guarding the creation of ``path`` across processes (xdist workers, parallel runs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path) + ".lock")
+@contextlib.contextmanager
+def lock_for(path: Path) -> Iterator[None]:
+    """Hold a lock guarding the creation of ``path`` across processes (xdist workers, parallel runs)."""
+    _writable_dir(path.parent)
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire()
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise not_writable(path.parent, exc) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def usage(directory: Path) -> dict[str, tuple[int, int]]:

@@ -21,6 +21,8 @@ def demo_manifest(cache: Path) -> Path:
 
     root = cache / "demo" / DEMO_VERSION
     manifest = root / "demo.toml"
+    if manifest.is_file():  # written last and atomically: the demo is complete (read-only caches work)
+        return manifest
     with lock_for(root):
         if not manifest.is_file():
             build_demo(root)
@@ -89,7 +91,8 @@ def materialize(case: Case, cache: Path, device: str = "cpu") -> tuple[Case, dic
 
     digest = file_sha256(case.speaker.reference)[:16]
     dest = cache / "calibration" / CALIBRATION_VERSION / digest / f"{case.pipeline.name}.mp4"
-    with lock_for(dest):
-        if not dest.is_file():
-            make_calibration(case.pipeline.name, case.speaker.reference, dest)
+    if not dest.is_file():  # written atomically: present means complete (read-only caches work)
+        with lock_for(dest):
+            if not dest.is_file():
+                make_calibration(case.pipeline.name, case.speaker.reference, dest)
     return dataclasses.replace(case, generated=dest), None

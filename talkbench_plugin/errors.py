@@ -27,3 +27,7 @@ class RunFileError(TalkbenchError):
 class GenerationError(TalkbenchError):
     """A pipeline's command failed, timed out, or wrote no usable video; the message names the command,
     the expected output and the end of its log."""
+
+
+class CacheError(TalkbenchError):
+    """A cache directory cannot be written; the message names it and how to choose another."""
