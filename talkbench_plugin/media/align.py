@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -17,7 +18,8 @@ from .video import VideoInfo
 PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv440p", "yuv411p",
                "yuv410p", "gray"}
 RESIZE = "bicubic"  # swscale's bicubic through libavfilter's scale filter, as ffmpeg-quality-metrics' scale2ref
-_EPS = 1e-4  # seconds: timestamps closer than this are the same instant
+_EPS = 1e-4  # seconds: slack when counting frames at a video's end (pairing itself is exact, see sync_time_base)
+_AV_TIME_BASE = 1_000_000
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Alignment:
     resized: bool = False
     pix_fmt: str = ""
     size: tuple[int, int] = (0, 0)
+    time_base: str = ""  # the common time base timestamps were compared in (FFmpeg's framesync)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +59,9 @@ def aligned_batches(
     batch_size: int = 32,
 ) -> Iterator[FramePairs]:
     """Yield batches of frame pairs: each reference frame in ``segment`` with the generated frame shown
-    at that instant (the last one whose timestamp is not after it, as FFmpeg's framesync pairs them).
+    at that instant: the last one whose timestamp is not after it, both rounded to the common time base of
+    the two streams exactly as FFmpeg's framesync does (``sync_time_base``), so a generated frame a few
+    microseconds after a reference frame is not shown yet, as in ``ffmpeg -lavfi psnr``.
 
     The generated video's first frame shows reference time ``offset``. ``alignment`` is filled in as
     frames go by. Nothing is held beyond one batch.
@@ -76,18 +81,24 @@ def aligned_batches(
     ref_frames = _watch_rate(ref_frames, ref, alignment)
     gen_frames = _watch_rate(gen_frames, gen, alignment)
     pending = next(gen_frames, None)
+    base: Fraction | None = None
     for t_ref, ref_frame in ref_frames:
         if segment.end is not None and t_ref >= segment.end - 1e-9:
             break
         if not segment.contains(t_ref):
             continue
         t_gen = t_ref - offset
-        while pending is not None and pending[0] <= t_gen + _EPS:
+        if base is None and pending is not None:
+            base = sync_time_base(ref_frame.time_base, pending[1].time_base)
+            alignment.time_base = str(base)
+        if base is not None:
+            shown = _ticks(t_ref, ref_frame.time_base, base) - _round(Fraction(offset) / base)
+        while pending is not None and _ticks(pending[0], pending[1].time_base, base) <= shown:
             if current is not None and current_uses == 0:
                 alignment.dropped += 1
             current, current_uses = (pending[0], convert(pending[1])), 0
             pending = next(gen_frames, None)
-        if current is None or t_gen < -_EPS or (pending is None and t_gen >= current[0] + gen_period - _EPS):
+        if current is None or (pending is None and t_gen >= current[0] + gen_period - _EPS):
             alignment.unmatched += 1
             continue
         if current_uses:
@@ -112,6 +123,28 @@ def aligned_batches(
             alignment.dropped += 1
             pending = next(gen_frames, None)
     _warn(alignment, ref, gen)
+
+
+def sync_time_base(a: Fraction | None, b: Fraction | None) -> Fraction:
+    """The time base FFmpeg's framesync compares two inputs in (libavfilter/framesync.c, ``av_gcd_q`` with
+    AV_TIME_BASE / 2): the coarsest one that holds both exactly if its denominator stays below 500000,
+    else microseconds."""
+    if not a or not b:
+        return Fraction(1, _AV_TIME_BASE)
+    lcm = a.denominator // math.gcd(a.denominator, b.denominator) * b.denominator
+    return Fraction(math.gcd(a.numerator, b.numerator), lcm) if lcm < _AV_TIME_BASE // 2 else Fraction(1, _AV_TIME_BASE)
+
+
+def _ticks(t: float, stream_base: Fraction | None, base: Fraction) -> int:
+    """Seconds ``t`` (an integer count of ``stream_base`` units) in ``base``, rounded as av_rescale_q does."""
+    exact = Fraction(round(Fraction(t) / stream_base)) * stream_base if stream_base else Fraction(t)
+    return _round(exact / base)
+
+
+def _round(x: Fraction) -> int:
+    """To the nearest integer, halves away from zero (AV_ROUND_NEAR_INF)."""
+    n = (2 * abs(x.numerator) + x.denominator) // (2 * x.denominator)
+    return n if x >= 0 else -n
 
 
 def _watch_rate(
