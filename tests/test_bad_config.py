@@ -184,6 +184,20 @@ def test_compare_with_non_utf8_thresholds(tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().err.startswith(f"talkbench: {tmp_path / 't.toml'}: not valid TOML: not UTF-8")
 
 
+def test_compare_with_deeply_nested_run_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = run_files(tmp_path / "old", 30.0)
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    assert main(["compare", str(old), str(tmp_path / "deep.json")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"talkbench: {tmp_path / 'deep.json'}: not a valid baseline file (JSON nested too deeply); " \
+                  "write it again\n"
+
+
+def test_thresholds_path_is_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match=f"^{tmp_path}: thresholds file not found$"):
+        Thresholds.load(tmp_path)
+
+
 def test_evaluate_unknown_metric(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--cache", str(data / "cache"), "evaluate", "--data", str(data), "--manifest",
                  str(data / "m.toml"), "--metrics", "psnr,bogus"]) == 2
