@@ -35,18 +35,7 @@ def evaluate_case(
     with the videos ends up in the record's ``error``, one that only a metric family has (no face, no
     audio, no weights) in that family's metrics' ``error``, with the file named.
     """
-    record: dict[str, Any] = {
-        "case": case.id,
-        "speaker": case.speaker.id,
-        "pipeline": case.pipeline.name,
-        "language": case.speaker.language,
-        "mode": case.pipeline.mode,
-        "segment": case.segment.to_dict(),
-        "offset": case.offset,
-        "talkbench": __version__,
-        "metrics": {},
-        "error": None,
-    }
+    record = case_record(case)
     timer = StageTimer()
     start = time.perf_counter()
     try:
@@ -93,6 +82,22 @@ def evaluate_case(
     total = time.perf_counter() - start - spent
     _stage_times(timer, total, record)
     return record
+
+
+def case_record(case: Case, error: str | None = None) -> dict[str, Any]:
+    """A case's record before any metric: what it is, and ``error`` when it could not be evaluated."""
+    return {
+        "case": case.id,
+        "speaker": case.speaker.id,
+        "pipeline": case.pipeline.name,
+        "language": case.speaker.language,
+        "mode": case.pipeline.mode,
+        "segment": case.segment.to_dict(),
+        "offset": case.offset,
+        "talkbench": __version__,
+        "metrics": {},
+        "error": error,
+    }
 
 
 def _stream_metrics(metrics: Sequence[str], media: CaseMedia, options: Mapping[str, Any], timer: StageTimer,

@@ -22,7 +22,7 @@ TRAIN_PLACEHOLDERS = PLACEHOLDERS | {"reference", "audio", "image", "workdir", "
 _ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _SPEAKER_KEYS = {"language", "reference", "audio", "image", "segment"}
 _PIPELINE_KEYS = {"mode", "outputs", "speakers", "train", "evaluate", "command", "cwd", "env", "timeout",
-                  "output_glob", "train_command", "train_timeout"}
+                  "output_glob", "train_command", "train_timeout", "resources"}
 _SEGMENT_KEYS = {"start", "end"}
 
 
@@ -79,6 +79,7 @@ class Pipeline:
     evaluate: Segment | None = None
     command: Command | None = None
     train_command: Command | None = None  # person-specific: run once per speaker before ``command``
+    resources: tuple[tuple[str, float], ...] = ()  # what one case asks of a Ray cluster (execution/)
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,17 @@ class _Loader:
                 for sid in subset or speakers:
                     if speakers[sid].image is None:
                         raise self.fail(f"{key}.{k}", f"uses {{image}} but speakers.{sid} has no image")
-        return Pipeline(name, mode, outputs, subset, train, evaluate, command, train_command)
+        resources = self.resources(f"{key}.resources", t["resources"]) if "resources" in t else ()
+        return Pipeline(name, mode, outputs, subset, train, evaluate, command, train_command, resources)
+
+    def resources(self, key: str, value: Any) -> tuple[tuple[str, float], ...]:
+        """A case's Ray resources: num_cpus, num_gpus, memory (bytes) or a custom resource, each a number >= 0."""
+        table = self.table(key, value)
+        for name, amount in table.items():
+            if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+                raise self.fail(f"{key}.{name}", "must be a number >= 0 (num_cpus, num_gpus, memory in bytes, "
+                                                 "or a custom resource of your Ray nodes)")
+        return tuple(sorted((name, float(amount)) for name, amount in table.items()))
 
     def command(self, key: str, t: dict[str, Any], name: str, timeout_key: str, known: set[str]) -> Command:
         template = self.string(f"{key}.{name}", t[name])

@@ -25,6 +25,7 @@ from .thresholds import Thresholds
 
 if TYPE_CHECKING:
     from .compare import Comparison
+    from .execution.spec import ExecutorSpec
     from .weights import WeightStatus
 
 PAYLOAD = pytest.StashKey[dict]()
@@ -50,8 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--talkbench-calibrations", metavar="LIST", default="reference,static,shifted,degraded",
                     help="calibration pipelines added to every dataset, comma-separated, or 'none' "
                          "(default: %(default)s)")
-    group.addoption("--talkbench-shard", metavar="I/N",
-                    help="run only shard I of N (1-based): every N-th case of the dataset, from the I-th on")
+    group.addoption("--talkbench-shard", metavar="I/N|auto",
+                    help="run only shard I of N (1-based): every N-th case of the dataset, from the I-th on; auto: "
+                         "from SLURM_ARRAY_TASK_ID/COUNT or TALKBENCH_SHARD_INDEX/COUNT (0-based index)")
     group.addoption("--talkbench-report", metavar="DIR",
                     help="write results.json, CSV, Markdown and HTML reports here")
     group.addoption("--talkbench-baseline", metavar="FILE",
@@ -71,6 +73,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--talkbench-require-weights", action="store_true",
                     help="fail, instead of skip, the metric tests whose model weights are missing (CI gates)")
     add_options(group.addoption, "talkbench-")
+    group.addoption("--talkbench-executor", metavar="ray[=ADDRESS]",
+                    help="run the cases as tasks on a Ray cluster: ray (= ray=auto: join $RAY_ADDRESS, else start "
+                         "a local cluster) or ray=ADDRESS; needs a filesystem shared by the nodes")
     group.addoption("--talkbench-device", metavar="DEV", default="auto",
                     help="device for pipeline commands and metric models: auto (xdist worker gwN gets CUDA "
                          "device N mod count; cpu without CUDA), cpu or cuda:N (default: %(default)s)")
@@ -90,6 +95,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ControllerReporter(state), "talkbench-reporter")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(state), "talkbench-xdist")
+    if state.executor is not None and not hasattr(config, "workerinput"):
+        from .execution.pytest_run import ExecutorRun
+
+        config.pluginmanager.register(ExecutorRun(state.executor, state), "talkbench-executor")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -153,6 +162,15 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"I/N"`` as (I, N) with 1 <= I <= N."""
     if text is None:
         return None
+    if text == "auto":
+        import os
+
+        from .execution.shard import shard_from_env
+
+        try:
+            return shard_from_env(os.environ)
+        except TalkbenchError as exc:
+            raise pytest.UsageError(f"--talkbench-shard {exc}") from None
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
         raise pytest.UsageError(f"--talkbench-shard {text}: expected I/N with 1 <= I <= N, e.g. 2/4")
@@ -168,6 +186,16 @@ def parse_device(text: str) -> str:
     except ValueError as exc:
         raise pytest.UsageError(f"--talkbench-device {exc}") from None
     return text
+
+
+def parse_executor_option(text: str | None) -> ExecutorSpec | None:
+    """``--talkbench-executor``: ray, ray=auto or ray=ADDRESS."""
+    from .execution.spec import parse_executor
+
+    try:
+        return parse_executor(text)
+    except TalkbenchError as exc:
+        raise pytest.UsageError(f"--talkbench-executor {exc}") from None
 
 
 def parse_list(text: str) -> list[str]:
@@ -192,6 +220,7 @@ class RunState:
         self.run_dir = Path(worker["talkbench_run_dir"]) if not self.owns_run_dir else \
             Path(tempfile.mkdtemp(prefix="talkbench-run-"))
         self.device_choice = parse_device(config.getoption("talkbench_device"))
+        self.executor = parse_executor_option(config.getoption("talkbench_executor"))
         self._device: str | None = None
         self._dataset: Dataset | None = None
         self._thresholds: Thresholds | None = None
@@ -325,6 +354,11 @@ class RunState:
         """The case's result record, computed once per run whichever worker asks first."""
         from .engine import evaluate_case
         from .store import RunStore
+
+        if self.executor is not None:  # the controller submitted the case (execution/pytest_run.py)
+            from .execution.pytest_run import wait_record
+
+            return wait_record(self.run_dir, case, self.settings())
 
         def compute() -> dict[str, Any]:
             return evaluate_case(case, self.computable(), self.cache, convention=self.convention,

@@ -14,16 +14,22 @@ from xdist.scheduler import LoadScopeScheduling
 _CASE = re.compile(r"(^|/)benchmarks/[^:]*::[^\[]+\[(?P<case>.+)\]$")
 
 
+def case_key(nodeid: str, iqa_metrics: list[str]) -> str | None:
+    """The case id of a benchmark test's node id, or None for another test."""
+    match = _CASE.search(nodeid)
+    if not match:
+        return None
+    case = match.group("case")
+    if "::test_iqa[" in nodeid:
+        metric = max((m for m in iqa_metrics if case.startswith(f"{m}-")), key=len, default="")
+        case = case[len(metric) + 1 :] if metric else case
+    return case
+
+
 class CaseScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
-        match = _CASE.search(nodeid)
-        if not match:
-            return nodeid
-        case = match.group("case")
-        if "::test_iqa[" in nodeid:
-            from .plugin import STATE
+        from .plugin import STATE
 
-            metric = max((m for m in self.config.stash[STATE].iqa_metrics() if case.startswith(f"{m}-")),
-                         key=len, default="")
-            case = case[len(metric) + 1 :] if metric else case
-        return f"talkbench-case::{case}"
+        iqa = self.config.stash[STATE].iqa_metrics() if "::test_iqa[" in nodeid else []
+        case = case_key(nodeid, iqa)
+        return nodeid if case is None else f"talkbench-case::{case}"

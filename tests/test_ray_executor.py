@@ -1,0 +1,197 @@
+"""Cases on a Ray cluster of two worker nodes started here (ray.cluster_utils): both nodes run cases, the
+results equal a local run's, a killed worker's case is retried once and then fails naming its node, two
+nodes filling one cache entry at once leave it correct, and a node that cannot see a file is refused.
+
+Skipped where Ray cannot start. Workers of one pytest-xdist run take turns (a file lock): one cluster at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from test_generate_plugin import TINY, speech
+from test_plugin import BENCH, run
+from videos import moving_frames, write_video
+
+HERE = Path(__file__).resolve().parent
+DUB = f"{TINY} generate --face {{reference}} --audio {{audio}} --outfile {{output}}"
+KILLER = (f"{shlex.quote(sys.executable)} {shlex.quote(str(HERE / 'killer_pipeline.py'))} attempts {{speaker}} -- "
+          f"generate --face {{reference}} --audio {{audio}} --outfile {{output}}")
+MANIFEST = """
+[dataset]
+name = "tinyray"
+[speakers.a]
+language = "en"
+reference = "ref/a.mp4"
+[speakers.b]
+language = "zh"
+reference = "ref/b.mp4"
+[pipelines.Tiny]
+mode = "dubbing"
+command = {command}
+env = {{ TINY_RUNS = "runs.txt", KILLS_a = "1", KILLS_b = "2" }}
+cwd = ".."
+"""
+FLAGS = ("--talkbench-metrics", "psnr,ssim", "-p", "no:randomly")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A head node without CPUs (the driver's) and two worker nodes of one CPU each, resources node_a/node_b."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    with FileLock(str(tmp_path_factory.getbasetemp().parent / "talkbench-ray-cluster.lock")):
+        try:
+            nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+            for name in ("node_a", "node_b"):
+                nodes.add_node(num_cpus=1, resources={name: 1})
+            nodes.wait_for_nodes()
+        except Exception as exc:  # no shared memory, ports refused, ...: Ray cannot start here
+            pytest.skip(f"Ray cannot start a local cluster here: {type(exc).__name__}: {exc}")
+        try:
+            yield nodes
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("raymedia")
+    (root / "ref").mkdir()
+    write_video(root / "ref" / "a.mp4", moving_frames(25, 64, 48, seed=1), 25, audio=speech(1.0))
+    write_video(root / "ref" / "b.mp4", moving_frames(25, 48, 64, seed=2), 25, audio=speech(1.0))
+    return root
+
+
+def project(pytester: pytest.Pytester, media: Path, command: str) -> pytest.Pytester:
+    shutil.copytree(media, pytester.path / "data")
+    (pytester.path / "data" / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(command)))
+    (pytester.path / "benchmarks").mkdir()
+    (pytester.path / "benchmarks" / "test_fidelity.py").write_text(BENCH)
+    (pytester.path / "attempts").mkdir()
+    pytester.makeini("[pytest]\ntestpaths = benchmarks\n")
+    return pytester
+
+
+def results(pytester: pytest.Pytester, report: str) -> dict[str, dict]:
+    return {r["case"]: r for r in json.loads((pytester.path / report / "results.json").read_text())["results"]}
+
+
+def values(records: dict[str, dict]) -> dict[tuple[str, str], float]:
+    return {(case, m): v["value"] for case, r in records.items() for m, v in r["metrics"].items()}
+
+
+def test_cases_run_on_both_nodes_once_and_match_a_local_run(cluster, pytester: pytest.Pytester, media: Path) -> None:
+    project(pytester, media, DUB)
+    calibrations = ("--talkbench-calibrations", "reference,static")
+    run(pytester, *FLAGS, *calibrations, "--talkbench-report", "local", "--benchmark-json", "local.json",
+        "-n", "0").assert_outcomes(passed=12)
+    runs = (pytester.path / "runs.txt").read_text().splitlines()
+    result = run(pytester, *FLAGS, *calibrations, "--talkbench-report", "ray", "--benchmark-json", "ray.json",
+                 "--talkbench-cache", str(pytester.path / "cache-ray"), "-n", "2",
+                 "--talkbench-executor", f"ray={cluster.address}")
+    result.assert_outcomes(passed=12)
+    assert len((pytester.path / "runs.txt").read_text().splitlines()) == len(runs) + 2  # each case once
+    local, remote = results(pytester, "local"), results(pytester, "ray")
+    assert values(remote) == values(local) and len(values(local)) == 12
+    nodes = {r["execution"]["node"].rsplit("node ", 1)[1].rstrip(")") for r in remote.values()}
+    workers = {n.node_id[:8] for n in cluster.worker_nodes}
+    assert nodes == workers  # both worker nodes ran cases, the CPU-less head none
+    assert all(r["execution"]["attempt"] == 1 for r in remote.values())
+
+    def benchmarks(name: str) -> set[str]:
+        return {b["fullname"] for b in json.loads((pytester.path / name).read_text())["benchmarks"]}
+
+    assert benchmarks("ray.json") == benchmarks("local.json") and benchmarks("local.json")
+
+
+def test_a_killed_worker_is_retried_once_then_its_case_fails_naming_the_node(
+        cluster, pytester: pytest.Pytester, media: Path) -> None:
+    project(pytester, media, KILLER)
+    result = run(pytester, *FLAGS, "--talkbench-calibrations", "none", "--talkbench-report", "rep",
+                 "--talkbench-executor", f"ray={cluster.address}")
+    result.assert_outcomes(passed=2, failed=2)  # a-Tiny: killed once, passes; b-Tiny: killed twice, fails
+    assert len((pytester.path / "attempts" / "a.txt").read_text().splitlines()) == 2
+    assert len((pytester.path / "attempts" / "b.txt").read_text().splitlines()) == 2
+    out = result.stdout.str()
+    workers = "|".join(n.node_id[:8] for n in cluster.worker_nodes)
+    result.stdout.re_match_lines([rf".*b-Tiny: Ray task failed on .*node ({workers})\) then .*node ({workers})\) "
+                                  r"\(2 attempt\(s\), max_retries=1\): its Ray worker process died.*"])
+    assert "Traceback" not in out and "INTERNALERROR" not in out
+    records = results(pytester, "rep")
+    assert records["a-Tiny"]["execution"]["attempt"] == 2 and records["a-Tiny"]["metrics"]["psnr"]["value"] > 10
+
+
+@pytest.fixture
+def executor(cluster, tmp_path: Path):
+    import ray
+
+    from talkbench_plugin.execution.ray_executor import RayExecutor, RunSettings
+    from talkbench_plugin.execution.spec import ExecutorSpec
+
+    settings = RunSettings(["psnr", "ssim"], tmp_path / "cache", "ffmpeg", 32, "auto", str(tmp_path / "w"),
+                           {"sync_audio": "own", "sync_detector": "s3fd", "sync_detect_every": 1,
+                            "sync_combine": "best", "fid_sampling": "every"}, tmp_path / "moments")
+    runner = RayExecutor(ExecutorSpec("ray", cluster.address), settings)
+    runner.connect()
+    yield runner
+    runner.close()
+    assert not ray.is_initialized()
+
+
+def on(case, node: str):
+    import dataclasses
+
+    return dataclasses.replace(case, pipeline=dataclasses.replace(case.pipeline, resources=((node, 1.0),)))
+
+
+def test_two_nodes_filling_one_cache_entry_at_once_agree(executor, media: Path, tmp_path: Path) -> None:
+    from talkbench_plugin.datasets import add_calibration
+    from talkbench_plugin.manifest import load_manifest
+
+    root = tmp_path / "data"
+    shutil.copytree(media, root)
+    (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(DUB)).replace(
+        'TINY_RUNS = "runs.txt"', f'TINY_RUNS = "{tmp_path / "runs.txt"}", TINY_SLEEP = "0.5"'))
+    dataset = load_manifest(root / "talkbench.toml", root)
+    add_calibration(dataset, ["static"])
+    cases = [c for c in dataset.cases() if c.speaker.id == "a"]  # a-Tiny (generated output), a-static
+    executor.submit([on(c, node) for c in cases for node in ("node_a", "node_b")])
+    records: dict[str, list[dict]] = {}
+    for case, record in executor.results():
+        assert record["error"] is None, record["error"]
+        records.setdefault(case.id, []).append(record)
+    assert (tmp_path / "runs.txt").read_text().count("generate") == 1  # made once, reused by the other node
+    for pair in records.values():
+        assert len(pair) == 2 and pair[0]["execution"]["node"] != pair[1]["execution"]["node"]
+        assert pair[0]["inputs"]["generated"] == pair[1]["inputs"]["generated"]
+        assert values({"x": pair[0]}) == values({"x": pair[1]})
+    assert sorted(r["generation"]["cached"] for r in records["a-Tiny"]) == [False, True]
+    leftovers = [p for p in (tmp_path / "cache").rglob(".*") if not p.name.endswith(".lock")]
+    assert leftovers == []  # no half-written temporary file stayed behind
+
+
+def test_a_node_that_cannot_see_a_dataset_file_is_refused(executor, media: Path, tmp_path: Path) -> None:
+    from talkbench_plugin.datasets import add_calibration
+    from talkbench_plugin.manifest import load_manifest
+
+    root = tmp_path / "data"
+    shutil.copytree(media, root)
+    (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(DUB)))
+    dataset = load_manifest(root / "talkbench.toml", root)
+    add_calibration(dataset, ["static"])
+    (root / "ref" / "b.mp4").unlink()  # as on a node that does not mount the dataset
+    executor.submit([c for c in dataset.cases() if c.id == "b-static"])
+    [(case, record)] = list(executor.results())
+    assert record["error"].startswith(f"Ray node {record['execution']['node']} cannot see the reference "
+                                      f"{root / 'ref' / 'b.mp4'}: run on a cluster whose nodes share")
+    assert record["metrics"] == {} and record["speaker"] == "b"
