@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--report", type=Path, help="write JSON/CSV/Markdown reports here")
     evaluate.add_argument("--weights", help="model weights directory (default: $TALKBENCH_WEIGHTS or the cache's)")
     add_options(evaluate.add_argument)
+    evaluate.add_argument("--executor", metavar="ray[=ADDRESS]",
+                          help="run the cases as Ray tasks: ray (join $RAY_ADDRESS or start a local cluster) or "
+                               "ray=ADDRESS; the nodes must share the dataset, cache and weights paths")
     args = parser.parse_args(argv)
     try:
         return args.func(args) if args.command == "weights" else COMMANDS[args.command](args)
@@ -117,13 +120,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         moments = args.report.resolve() / "fid-moments" if args.report else Path(scratch)  # for the pooled FID
         options = family_options(lambda name: getattr(args, name), str(weights_dir(args.weights, cache)), device,
                                  str(moments))
-        records = []
+        records, cases = [], []
         for case in dataset.cases():
             if case.generated is not None and case.pipeline.command is None and not case.generated.is_file():
                 print(f"skip {case.id}: no output at {case.generated}", file=sys.stderr)
                 continue
+            if args.executor:
+                cases.append(case)
+                continue
             records.append(evaluate_case(case, metrics, cache, convention=args.convention, device=device,
                                          options=options))
+        if args.executor:
+            records = _evaluate_on_executor(args, cases, metrics, cache, moments)
         add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes
     print(per_video(records).text(), per_language(records).text(), sep="\n\n")
     for problem in errors(records):
@@ -134,6 +142,24 @@ def _evaluate(args: argparse.Namespace) -> int:
         for path in write_reports(args.report, records, info):
             print(f"wrote {path}")
     return 1 if errors(records) else 0
+
+
+def _evaluate_on_executor(args: argparse.Namespace, cases: list, metrics: list[str], cache: Path,
+                          moments: Path) -> list[dict]:
+    """``evaluate --executor``: the cases as tasks of a cluster (execution/ray_executor.py)."""
+    from .execution.ray_executor import RunSettings, evaluate_cases
+    from .execution.spec import parse_executor
+    from .run_options import OPTIONS
+    from .weights import weights_dir
+
+    try:
+        spec = parse_executor(args.executor)
+    except TalkbenchError as exc:
+        raise TalkbenchError(f"--executor {exc}") from None
+    values = {name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name in OPTIONS}
+    settings = RunSettings(metrics, cache, args.convention, 32, "auto", str(weights_dir(args.weights, cache).resolve()),
+                           values, moments)
+    return evaluate_cases(spec, cases, settings)
 
 
 def _compare(args: argparse.Namespace) -> int:

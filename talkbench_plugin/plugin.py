@@ -286,13 +286,16 @@ class RunState:
 
     def family_options(self) -> dict[str, Any]:
         """``evaluate_case``'s options by family, from the --talkbench-sync-* / --talkbench-fid-* options."""
-        report = self.config.getoption("talkbench_report")  # kept there, shards' pooled FID can be merged
-        moments = Path(report).resolve() / "fid-moments" if report else self.run_dir / "fid"
         try:
             return family_options(lambda name: self.config.getoption(f"talkbench_{name}"), self.weights_dir(),
-                                  self.device, str(moments))
+                                  self.device, str(self.moments_dir()))
         except TalkbenchError as exc:
             raise pytest.UsageError(f"--talkbench-sync-* / --talkbench-fid-sampling: {exc}") from None
+
+    def moments_dir(self) -> Path:
+        """Where the generated side's FID moments go for the pooled group FID."""
+        report = self.config.getoption("talkbench_report")  # kept there, shards' pooled FID can be merged
+        return Path(report).resolve() / "fid-moments" if report else self.run_dir / "fid"
 
     def weights_dir(self) -> str:
         """--talkbench-weights, else $TALKBENCH_WEIGHTS, else the run's cache's weights/."""
@@ -358,7 +361,7 @@ class RunState:
         if self.executor is not None:  # the controller submitted the case (execution/pytest_run.py)
             from .execution.pytest_run import wait_record
 
-            return wait_record(self.run_dir, case, self.settings())
+            return wait_record(self.run_dir, case, self.executor)
 
         def compute() -> dict[str, Any]:
             return evaluate_case(case, self.computable(), self.cache, convention=self.convention,

@@ -24,7 +24,13 @@ from .spec import ExecutorSpec
 SUBMITTED = "submitted.json"  # beside the records: the cases the controller submitted
 
 
-def wait_record(run_dir: Path, case: Case, settings: dict[str, Any]) -> dict[str, Any]:
+def store_key(spec: ExecutorSpec) -> dict[str, Any]:
+    """The records' key in the run's store: the run's settings are one per run directory, so the executor
+    suffices (and no process has to build the metric families' options, which import torch, to find it)."""
+    return {"executor": spec.kind}
+
+
+def wait_record(run_dir: Path, case: Case, spec: ExecutorSpec) -> dict[str, Any]:
     """A metric test's side: the case's record once the controller has stored it."""
     store = RunStore(run_dir / "cases")
     listed = run_dir / "cases" / SUBMITTED
@@ -32,7 +38,7 @@ def wait_record(run_dir: Path, case: Case, settings: dict[str, Any]) -> dict[str
         from ..engine import case_record
 
         return case_record(case, "not submitted to the executor (its output was missing at collection)")
-    return store.wait(case.id, settings)
+    return store.wait(case.id, store_key(spec))
 
 
 def needs_record(case: Case) -> bool:
@@ -77,13 +83,11 @@ class ExecutorRun:
     def start(self, cases: Iterable[Case]) -> None:
         """Submit the cases that need a record (each once) and start storing what comes back."""
         unique = {c.id: c for c in cases if needs_record(c)}
-        settings = self.state.settings()
         with atomic_path(self.store.directory / SUBMITTED) as tmp:
             tmp.write_text(json.dumps(sorted(unique)), encoding="utf-8")
-        options = self.state.family_options()
         run = RunSettings(self.state.computable(), self.state.cache, self.state.convention, self.state.batch,
                           self.state.device_choice, self.state.weights_dir(), self._option_values(),
-                          Path(options["fid"].moments_dir) if options["fid"].moments_dir else None)
+                          self.state.moments_dir())
         self.executor = RayExecutor(self.spec, run)
         try:
             self.executor.submit(list(unique.values()))
@@ -92,7 +96,7 @@ class ExecutorRun:
             for case in unique.values():
                 self._store_error(case, str(exc))
             return
-        self.thread = threading.Thread(target=self._collect, args=(settings,), name="talkbench-executor", daemon=True)
+        self.thread = threading.Thread(target=self._collect, name="talkbench-executor", daemon=True)
         self.thread.start()
 
     def _option_values(self) -> dict[str, Any]:
@@ -101,10 +105,10 @@ class ExecutorRun:
         return {name.replace("-", "_"): self.state.config.getoption(f"talkbench_{name.replace('-', '_')}")
                 for name in OPTIONS}
 
-    def _collect(self, settings: dict[str, Any]) -> None:
+    def _collect(self) -> None:
         try:
             for case, record in self.executor.results(self.stop):
-                self.store.put(case.id, settings, record)
+                self.store.put(case.id, store_key(self.spec), record)
         except Exception as exc:  # the cluster went away: no test may wait forever
             for case in list(self.executor.pending.values()):
                 self._store_error(case, f"lost the Ray cluster: {type(exc).__name__}: {exc}")
@@ -112,7 +116,7 @@ class ExecutorRun:
     def _store_error(self, case: Case, error: str) -> None:
         from ..engine import case_record
 
-        self.store.put(case.id, self.state.settings(), case_record(case, error))
+        self.store.put(case.id, store_key(self.spec), case_record(case, error))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -39,7 +39,8 @@ class RunSettings:
     moments_dir: Path | None
 
     def task_run(self) -> dict[str, Any]:
-        return {"convention": self.convention, "batch": self.batch, "device": self.device, "weights": self.weights,
+        return {"convention": self.convention, "batch": self.batch, "device": self.device,
+                "weights": os.path.abspath(self.weights),
                 "options": self.options}
 
 
@@ -163,3 +164,16 @@ class RayExecutor:
         if self._connected:
             ray.shutdown()
             self._connected = False
+
+
+def evaluate_cases(spec: ExecutorSpec, cases: Sequence[Case], settings: RunSettings) -> list[dict[str, Any]]:
+    """``talkbench evaluate --executor``: every case as a task, the records in the cases' order. Ctrl-C
+    cancels the tasks."""
+    executor = RayExecutor(spec, settings)
+    try:
+        executor.submit(cases)
+        done = {case.id: record for case, record in executor.results()}
+    finally:
+        executor.cancel()
+        executor.close()
+    return [done[case.id] for case in cases]
