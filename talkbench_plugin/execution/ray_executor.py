@@ -56,7 +56,11 @@ class RayExecutor:
 
     def connect(self) -> None:
         """Join the cluster (``auto``: $RAY_ADDRESS, else start a local one). TalkbenchError when it fails."""
-        import ray
+        try:
+            import ray
+        except ImportError:
+            raise TalkbenchError(f"--talkbench-executor {self.spec.kind}: Ray is not installed; "
+                                 "pip install 'talkbench[ray]' (on the controller and every node)") from None
 
         address = self.spec.ray_address()
         try:
