@@ -64,8 +64,8 @@ class RayExecutor:
 
         address = self.spec.ray_address()
         try:
-            if address is None:
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            if address is None:  # "local": a new cluster, not the last one started on this machine
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError... by version
