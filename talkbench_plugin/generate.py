@@ -38,6 +38,7 @@ from .media.video import probe
 _LAUNCHER = Path(__file__).with_name("launch.py")
 GENERATION_VERSION = "v1"  # part of every key: bump when what talkbench passes to commands changes
 _TAIL_LINES = 15
+_NO_TIMEOUT = 10.0**9  # seconds: "no timeout", but waited for by polling (see _wait)
 
 
 def generate(case: Case, cache: Path, device: str = "cpu") -> tuple[Path, dict[str, Any]]:
@@ -146,7 +147,9 @@ def _wait(process: subprocess.Popen, timeout: float | None) -> bool:
     """Wait for ``process``; at the timeout, or on Ctrl-C, kill its process group (a command in its own
     session would outlive the run). True when it timed out."""
     try:
-        process.wait(timeout)
+        # with a timeout wait() polls (sleeps of at most 50 ms), so an interrupt that is no real signal (a
+        # cancelled Ray task's KeyboardInterrupt, execution/) gets through while the command runs
+        process.wait(timeout if timeout is not None else _NO_TIMEOUT)
         return False
     except subprocess.TimeoutExpired:
         return True

@@ -195,3 +195,30 @@ def test_a_node_that_cannot_see_a_dataset_file_is_refused(executor, media: Path,
     assert record["error"].startswith(f"Ray node {record['execution']['node']} cannot see the reference "
                                       f"{root / 'ref' / 'b.mp4'}: run on a cluster whose nodes share")
     assert record["metrics"] == {} and record["speaker"] == "b"
+
+
+def test_cancel_interrupts_a_running_case_and_kills_its_command(executor, media: Path, tmp_path: Path) -> None:
+    """What Ctrl-C does to a run on Ray (ExecutorRun.pytest_sessionfinish): the task stops, its command dies."""
+    import os
+    import time
+
+    from talkbench_plugin.manifest import load_manifest
+
+    root = tmp_path / "data"
+    shutil.copytree(media, root)
+    (root / "attempts").mkdir()
+    (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(KILLER)).replace(
+        'cwd = ".."', 'cwd = "."').replace('KILLS_a = "1"', 'KILLS_a = "0", TINY_SLEEP = "60"'))
+    dataset = load_manifest(root / "talkbench.toml", root)
+    executor.submit([c for c in dataset.cases() if c.id == "a-Tiny"])
+    started = root / "attempts" / "a.txt"
+    deadline = time.monotonic() + 30
+    while not started.is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = int(started.read_text().split()[1])  # the command (killer_pipeline.py, then tiny_pipeline.py, sleeping)
+    assert [c.id for c in executor.cancel()] == ["a-Tiny"]
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert list(executor.results()) == []
