@@ -13,8 +13,9 @@ Datasets (PSNR/SSIM, so no weights are needed; caches warmed by an untimed first
 Modes, each a whole `pytest` process: ``-n 0``; ``-n 2``; ``ray`` (starts its own local cluster: the
 start-up a user pays without a cluster); ``ray=ADDRESS`` joining a running cluster of one CPU and one of two
 CPUs (ray.cluster_utils, started and stopped by this script). The Ray route's overhead per case is
-(wall of the one-CPU cluster run - wall of -n 0) / cases: both run one case at a time. The load average
-is printed with each run (the machine is shared).
+(wall of the one-CPU cluster run - wall of -n 0) / cases: both run one case at a time; the two datasets'
+overheads split it into a fixed part per run and a marginal part per case. The load average is printed
+with each run (the machine is shared).
 """
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ def main() -> int:
             for cluster in started:
                 cluster.shutdown()
             ray.shutdown()
+    (n1, d1), (n2, d2) = ((r["cases"], r["ray_overhead_per_case_s"] * r["cases"]) for r in results.values())
+    marginal = (d2 - d1) / (n2 - n1)  # overhead = fixed + marginal x cases, from the two datasets
+    results["fit"] = {"marginal_s_per_case": marginal, "fixed_s": d1 - marginal * n1}
+    print(f"Ray route overhead = {d1 - marginal * n1:.1f} s per run (connect, worker start-up) + {marginal:.2f} s a case",
+          flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -159,7 +159,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"I/N"`` as (I, N) with 1 <= I <= N."""
+    """``"I/N"`` as (I, N) with 1 <= I <= N; ``auto`` from a SLURM array job or CI variables (execution/shard.py)."""
     if text is None:
         return None
     if text == "auto":

@@ -63,6 +63,7 @@ class ExecutorRun:
         if cases and not session.config.option.collectonly:
             self.start(cases)
 
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent with -p no:xdist
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if self.thread is not None or self.state.config.option.collectonly:
             return

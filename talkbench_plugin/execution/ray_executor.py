@@ -110,7 +110,7 @@ class RayExecutor:
             return self._failed(case, exc)
         record = result["record"]
         if result["moments"]:
-            self._keep_moments(record, result["moments"])
+            self.keep_moments(record, result["moments"])
         return record
 
     def _failed(self, case: Case, exc: Exception) -> dict[str, Any]:
@@ -137,7 +137,7 @@ class RayExecutor:
         return {**case_record(case, f"Ray task failed {where} ({tries}): {reason}"),
                 "execution": {"executor": "ray", "nodes": nodes}}
 
-    def _keep_moments(self, record: dict[str, Any], moments: Mapping[str, bytes]) -> None:
+    def keep_moments(self, record: dict[str, Any], moments: Mapping[str, bytes]) -> None:
         """Write the task's FID moments files into the controller's moments folder and point the record there
         (the node's own files may be on a disk the controller cannot see)."""
         directory = self.settings.moments_dir
