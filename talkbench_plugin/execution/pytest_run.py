@@ -25,8 +25,7 @@ SUBMITTED = "submitted.json"  # beside the records: the cases the controller sub
 
 
 def store_key(spec: ExecutorSpec) -> dict[str, Any]:
-    """The records' key in the run's store: the run's settings are one per run directory, so the executor
-    suffices (and no process has to build the metric families' options, which import torch, to find it)."""
+    """The records' key in the run's store: a run directory holds one run's settings, so the executor suffices."""
     return {"executor": spec.kind}
 
 

@@ -84,9 +84,7 @@ def run_case(case: Case, metrics: Sequence[str], cache: str, run: Mapping[str, A
         return {"record": {**record, "execution": execution}, "moments": {}}
     device = "cuda:0" if run["device"] != "cpu" and ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
     with tempfile.TemporaryDirectory(prefix="talkbench-moments-") as moments_dir:
-        # the families' options import torch (seconds in a fresh worker): only for metrics that run a network
-        options = family_options(lambda name: run["options"][name], run["weights"], device, moments_dir) \
-            if any(m not in FIDELITY for m in metrics) else {}
+        options = family_options(lambda name: run["options"][name], run["weights"], device, moments_dir)
         record = evaluate_case(case, metrics, Path(cache), convention=run["convention"], batch_size=run["batch"],
                                options=options, device=device)
         moments = {path: Path(path).read_bytes() for path in moments_files(record)}
