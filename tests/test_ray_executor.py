@@ -124,8 +124,9 @@ def test_a_killed_worker_is_retried_once_then_its_case_fails_naming_the_node(
     assert len((pytester.path / "attempts" / "b.txt").read_text().splitlines()) == 2
     out = result.stdout.str()
     workers = "|".join(n.node_id[:8] for n in cluster.worker_nodes)
-    result.stdout.re_match_lines([rf".*b-Tiny: Ray task failed on .*node ({workers})\) then .*node ({workers})\) "
-                                  r"\(2 attempt\(s\), max_retries=1\): its Ray worker process died.*"])
+    failure = (rf".*b-Tiny: Ray task failed on .*node ({workers})\) then .*node ({workers})\) "
+               r"\(2 attempt\(s\), max_retries=1\): its Ray worker process died.*")
+    result.stdout.re_match_lines([failure])
     assert "Traceback" not in out and "INTERNALERROR" not in out
     records = results(pytester, "rep")
     assert records["a-Tiny"]["execution"]["attempt"] == 2 and records["a-Tiny"]["metrics"]["psnr"]["value"] > 10
@@ -191,7 +192,7 @@ def test_a_node_that_cannot_see_a_dataset_file_is_refused(executor, media: Path,
     add_calibration(dataset, ["static"])
     (root / "ref" / "b.mp4").unlink()  # as on a node that does not mount the dataset
     executor.submit([c for c in dataset.cases() if c.id == "b-static"])
-    [(case, record)] = list(executor.results())
+    [(_, record)] = list(executor.results())
     assert record["error"].startswith(f"Ray node {record['execution']['node']} cannot see the reference "
                                       f"{root / 'ref' / 'b.mp4'}: run on a cluster whose nodes share")
     assert record["metrics"] == {} and record["speaker"] == "b"
@@ -199,7 +200,6 @@ def test_a_node_that_cannot_see_a_dataset_file_is_refused(executor, media: Path,
 
 def test_cancel_interrupts_a_running_case_and_kills_its_command(executor, media: Path, tmp_path: Path) -> None:
     """What Ctrl-C does to a run on Ray (ExecutorRun.pytest_sessionfinish): the task stops, its command dies."""
-    import os
     import time
 
     from talkbench_plugin.manifest import load_manifest
