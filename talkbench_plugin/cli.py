@@ -14,6 +14,7 @@ from .run_options import add_options
 from .weights import add_cli as add_weights_cli
 
 FIXTURES = Path("fixtures")
+CALIBRATIONS = "reference,static,shifted,degraded"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--data", type=Path, help="dataset root (default: the demo dataset)")
         p.add_argument("--manifest", help="manifest file or name under fixtures/datasets")
         p.add_argument("--fixtures", type=Path, default=FIXTURES, help="folder with datasets/ (default: ./fixtures)")
-        p.add_argument("--calibrations", default="reference,static,shifted,degraded",
-                       help="calibration pipelines to add, comma-separated, or 'none'")
+        p.add_argument("--calibrations", help="calibration pipelines to add, comma-separated, or 'none' (default: "
+                       f"{CALIBRATIONS}; with --reference: none)")
     cache = sub.add_parser("cache", help="show or clear the cache (demo, calibration videos, statistics)")
     cache.add_argument("action", choices=("info", "clear"))
     cache.add_argument("--all", action="store_true", help="with clear: remove the weights too")
@@ -51,6 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--convention", choices=CONVENTIONS, default="ffmpeg")
     evaluate.add_argument("--report", type=Path, help="write JSON/CSV/Markdown reports here")
     evaluate.add_argument("--weights", help="model weights directory (default: $TALKBENCH_WEIGHTS or the cache's)")
+    evaluate.add_argument("--reference", type=Path, help="score one video pair, no manifest: the reference video")
+    evaluate.add_argument("--generated", type=Path, help="with --reference: the generated video")
+    evaluate.add_argument("--language", default="und", help="with --reference: the speaker's language")
+    init = sub.add_parser("init", help="write DIR/talkbench.toml from DIR/references/* and DIR/outputs/<pipeline>/*")
+    init.add_argument("dir", type=Path, help="dataset folder")
+    init.add_argument("--language", help="the speakers' language (asked per speaker on a terminal when not given)")
+    init.add_argument("--mode", default="one-shot", choices=("one-shot", "dubbing", "person-specific"),
+                      help="the pipelines' mode (default: %(default)s)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing talkbench.toml")
     add_options(evaluate.add_argument)
     evaluate.add_argument("--executor", metavar="ray[=ADDRESS]",
                           help="run the cases as Ray tasks: ray (join $RAY_ADDRESS or start a local cluster) or "
@@ -85,10 +95,34 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace):
-    from .datasets import load_dataset
+    from .datasets import add_calibration, load_dataset
 
-    kinds = [] if args.calibrations == "none" else [k for k in args.calibrations.split(",") if k]
-    return load_dataset(args.data, args.manifest, cache_dir(args.cache), args.fixtures, calibrations=kinds)
+    pair = getattr(args, "reference", None) is not None or getattr(args, "generated", None) is not None
+    text = args.calibrations or ("none" if pair else CALIBRATIONS)
+    kinds = [] if text == "none" else [k for k in text.split(",") if k]
+    if not pair:
+        return load_dataset(args.data, args.manifest, cache_dir(args.cache), args.fixtures, calibrations=kinds)
+    from .scaffold import pair_dataset
+
+    if args.reference is None or args.generated is None or args.data or args.manifest:
+        raise TalkbenchError("--reference and --generated go together, without --data/--manifest")
+    dataset = pair_dataset(args.reference, args.generated, args.language)
+    add_calibration(dataset, kinds)
+    return dataset
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .scaffold import init
+
+    ask = input if args.language is None and sys.stdin.isatty() else None
+    path, dataset, unmatched = init(args.dir, args.language, ask, force=args.force, mode=args.mode)
+    for file in unmatched:
+        print(f"not used: {file} (its name matches no reference in {args.dir / 'references'})", file=sys.stderr)
+    cases = dataset.cases()
+    print(f"wrote {path}: {len(dataset.speakers)} speaker(s), {len(dataset.pipelines)} pipeline(s), "
+          f"{len(cases)} case(s); run `pytest --pyargs talkbench_plugin.benchmarks --talkbench-data {args.dir}`"
+          f" or `talkbench evaluate --data {args.dir}`")
+    return 0
 
 
 def _cases(args: argparse.Namespace) -> int:
@@ -202,7 +236,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _demo, "cases": _cases, "evaluate": _evaluate, "cache": _cache, "compare": _compare,
-            "merge": _merge}
+            "merge": _merge, "init": _init}
 
 if __name__ == "__main__":
     sys.exit(main())
