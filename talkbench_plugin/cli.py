@@ -167,7 +167,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.executor:
             records = _evaluate_on_executor(args, cases, metrics, cache, moments)
         add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes
-    print(per_video(records).text(), per_language(records).text(), sep="\n\n")
+    from .reporting.leaderboard import boards
+
+    print(per_video(records).text(), per_language(records).text(), *(b.text(sys.stdout.isatty()) for b in
+                                                                     boards(records)), sep="\n\n")
     for problem in errors(records):
         print(f"error: {problem}", file=sys.stderr)
     if args.report:

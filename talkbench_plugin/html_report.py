@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from .errors import TalkbenchError
+from .reporting.leaderboard import boards
 from .reports import Table, errors, fmt_value, per_language, per_video
 
 THUMB_HEIGHT = 160
@@ -39,6 +40,7 @@ td.l,th.l{text-align:left}
 .shot .row{display:flex;gap:4px}.shot figure{margin:0;text-align:center;font-size:12px;color:#57606a}
 .shot img{display:block;height:160px;image-rendering:auto}.shot figcaption{margin-top:2px}
 .gate{display:inline-block;padding:1px 10px;border-radius:10px;color:#fff;font-weight:600}
+b.best{color:#1a7f37}tr.calibration td{color:#57606a;background:#f6f8fa}
 .passed{background:#1a7f37}.failed{background:#cf222e}.error{color:#cf222e}.note{color:#57606a}
 """
 
@@ -46,7 +48,9 @@ td.l,th.l{text-align:left}
 def render(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     """The whole page for a run's records and run info."""
     parts = [_header(info), "<h2>Per video</h2>", _table(per_video(records), labels=3),
-             "<h2>Per language (mean over speakers)</h2>", _table(per_language(records), labels=2)]
+             "<h2>Per language (mean over speakers)</h2>", _table(per_language(records), labels=2),
+             "<h2>Leaderboard</h2>", *(b.html() for b in boards(records)),
+             '<p class="note">Bold: best of the pipelines in its column; calibrations (grey) are not ranked.</p>']
     problems = errors(records)
     if problems:
         parts.append("<h2>Errors</h2><ul>" + "".join(f'<li class="error">{_e(p)}</li>' for p in problems) + "</ul>")

@@ -60,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also fail a metric test whose value got worse than this baseline (a baseline file, a "
                          "results.json or its folder) beyond its tolerance in the thresholds file")
     group.addoption("--talkbench-save-baseline", metavar="FILE", help="save this run's values as a baseline file")
+    group.addoption("--talkbench-latex", metavar="FILE",
+                    help="write the paper table (per language and pipeline, booktabs) as LaTeX to FILE")
     group.addoption("--talkbench-compare", metavar="RUN",
                     help="print this run against RUN (results.json, its folder, or a baseline file) at the end; "
                          "a regression beyond tolerance fails the run")
@@ -499,6 +501,11 @@ class ControllerReporter:
         if directory:
             self.written = write_reports(Path(directory), records, info)
         self.written += save(self.state.config, self.benchmarks)
+        latex = self.state.config.getoption("talkbench_latex")
+        if latex:
+            from .reporting.latex import write_latex
+
+            self.written.append(write_latex(Path(latex), records, dataset.name))
         baseline = self.state.config.getoption("talkbench_save_baseline")
         if baseline:
             self.written.append(Baseline.from_records(records, dataset.name).save(Path(baseline)))
@@ -541,6 +548,11 @@ class ControllerReporter:
             tr.write_line("")
             tr.write_line(per_language(records).text())
             tr.write_line("")
+            from .reporting.leaderboard import boards
+
+            for board in boards(records):
+                tr.write_line(board.text(bold=tr.hasmarkup))
+                tr.write_line("")
             tr.write_line(runtime(records).text())
         for problem in errors(records):
             tr.write_line(f"error: {problem}", red=True)

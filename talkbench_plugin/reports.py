@@ -193,8 +193,10 @@ def write_reports(directory: Path, records: Sequence[dict[str, Any]], info: dict
 
 
 def markdown(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
+    from .reporting.leaderboard import boards
+
     parts = [f"## talkbench: {info.get('dataset', '')}", "", per_video(records).markdown(),
-             per_language(records).markdown(), runtime(records).markdown()]
+             per_language(records).markdown(), *(b.markdown() for b in boards(records)), runtime(records).markdown()]
     problems = errors(records)
     if problems:
         parts += ["### Errors", "", *(f"- {p}" for p in problems), ""]
