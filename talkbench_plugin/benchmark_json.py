@@ -29,6 +29,9 @@ def entry(nodeid: str, metric: str, record: dict[str, Any]) -> dict[str, Any]:
         "param": record["case"],
         "extra_info": {
             metric: value["value"],
+            "speaker": record["speaker"],
+            "pipeline": record["pipeline"],
+            "language": record["language"],
             "unit": value["unit"],
             "higher_is_better": value["higher_is_better"],
             "protocol": value["protocol"],

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--reference", type=Path, help="score one video pair, no manifest: the reference video")
     evaluate.add_argument("--generated", type=Path, help="with --reference: the generated video")
     evaluate.add_argument("--language", default="und", help="with --reference: the speaker's language")
+    history = sub.add_parser("history", help="plot each metric per pipeline over saved runs as one HTML page")
+    history.add_argument("storage", type=Path, help="a pytest-benchmark storage folder (e.g. .benchmarks) or a "
+                                                    "folder of results.json files")
+    history.add_argument("--out", type=Path, default=Path("talkbench-history.html"),
+                         help="the page to write (default: %(default)s)")
     init = sub.add_parser("init", help="write DIR/talkbench.toml from DIR/references/* and DIR/outputs/<pipeline>/*")
     init.add_argument("dir", type=Path, help="dataset folder")
     init.add_argument("--language", help="the speakers' language (asked per speaker on a terminal when not given)")
@@ -109,6 +114,14 @@ def _dataset(args: argparse.Namespace):
     dataset = pair_dataset(args.reference, args.generated, args.language)
     add_calibration(dataset, kinds)
     return dataset
+
+
+def _history(args: argparse.Namespace) -> int:
+    from .reporting.history import write_history
+
+    path, count = write_history(args.storage, args.out)
+    print(f"wrote {path} ({count} runs)")
+    return 0
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -239,7 +252,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": _demo, "cases": _cases, "evaluate": _evaluate, "cache": _cache, "compare": _compare,
-            "merge": _merge, "init": _init}
+            "merge": _merge, "init": _init, "history": _history}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ import pytest
 from videos import moving_frames, write_video
 
 from talkbench_plugin.baseline import load
+from talkbench_plugin.cli import main
 from talkbench_plugin.reporting.latex import latex_table
 from talkbench_plugin.reporting.leaderboard import boards
 
@@ -72,7 +73,8 @@ def test_the_plugin_prints_the_leaderboard_and_writes_latex_and_reports(pytester
     pytester.makepyfile(test_fidelity=BENCH)
     result = pytester.runpytest_subprocess("--talkbench-data", "data", "--talkbench-cache", str(tmp_path / "c"),
                                            "--talkbench-calibrations", "reference", "--talkbench-report", "rep",
-                                           "--talkbench-latex", "paper/table.tex", "-p", "no:cacheprovider")
+                                           "--talkbench-latex", "paper/table.tex", "-p", "no:cacheprovider",
+                                           "--benchmark-save", "first", "--benchmark-storage", "bm")
     result.assert_outcomes(passed=4)
     out = result.stdout.str()
     assert "Leaderboard (mean over all speakers)" in out
@@ -82,4 +84,9 @@ def test_the_plugin_prints_the_leaderboard_and_writes_latex_and_reports(pytester
     assert r"\toprule" in tex and re.search(r"^English & Mine & \\textbf\{\d+\.\d{3}\}", tex, re.M)
     assert "### Leaderboard (mean over all speakers)" in (pytester.path / "rep" / "report.md").read_text()
     assert "<table class=leaderboard>" in (pytester.path / "rep" / "report.html").read_text()
-    assert f"wrote {pytester.path / 'paper' / 'table.tex'}" in out or "wrote paper/table.tex" in out
+    assert "wrote paper/table.tex" in out
+    # the same run's pytest-benchmark storage feeds `talkbench history` (tests/test_history.py has the details)
+    assert main(["history", str(pytester.path / "bm"), "--out", str(pytester.path / "h.html")]) == 0
+    page = (pytester.path / "h.html").read_text()
+    assert 'data-pipeline="Mine"' not in page and "0001_first" in page  # one run: points, no line
+    assert re.search(r"<title>Mine: \d+\.\d{3}</title></circle>", page)
