@@ -18,9 +18,16 @@ CALIBRATIONS = "reference,static,shifted,degraded"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # everything after `run` is pytest's (argparse would take its options)
+        from .runner import run
+
+        return run(argv[1:])
     parser = argparse.ArgumentParser(prog="talkbench", description=__doc__)
     parser.add_argument("--cache", help="cache directory (default: $TALKBENCH_CACHE or ~/.cache/talkbench)")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the benchmark tests (shipped with talkbench) from any folder: "
+                              "`talkbench run [pytest args]`, e.g. -n 4 --talkbench-data DIR", add_help=False)
     sub.add_parser("demo", help="build the embedded demo dataset (once) and print its manifest path")
     for name, text in (("cases", "list the cases of a dataset"), ("evaluate", "evaluate a dataset, print the tables")):
         p = sub.add_parser(name, help=text)

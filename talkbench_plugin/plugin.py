@@ -40,7 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="dataset manifest: a TOML file or a name under fixtures/datasets "
                          "(default: DIR/talkbench.toml, else microbench)")
     group.addoption("--talkbench-thresholds", metavar="FILE",
-                    help="bounds file (default: fixtures/thresholds/<dataset>.toml if present)")
+                    help="bounds file (default: thresholds.toml next to the manifest, else "
+                         "fixtures/thresholds/<dataset>.toml, if present)")
     group.addoption("--talkbench-strict", action="store_true",
                     help="a pipeline, speaker or metric name in the thresholds file that matches nothing is an "
                          "error (default: a warning)")
@@ -243,7 +244,8 @@ class RunState:
         if self._thresholds is None:
             option = self.config.getoption("talkbench_thresholds")
             default = self.fixtures / "thresholds" / f"{self.dataset().name}.toml"
-            path = Path(option) if option else (default if default.is_file() else None)
+            beside = self.dataset().manifest.parent / "thresholds.toml"  # next to the user's manifest
+            path = Path(option) if option else next((p for p in (beside, default) if p.is_file()), None)
             self._thresholds = Thresholds.load(path)
         return self._thresholds
 
@@ -471,7 +473,8 @@ class ControllerReporter:
 
                 self.benchmarks.append(generation_entry(report.nodeid, payload["record"]))
             if report.failed:
-                self.failures.append((report.location[0], payload["metric"], report.longreprtext))
+                # the file the test was collected from (a re-exported test's code lives in the package)
+                self.failures.append((report.nodeid.split("::", 1)[0], payload["metric"], report.longreprtext))
         if report.when == "teardown":
             self.collector.finish(report.nodeid)
 
