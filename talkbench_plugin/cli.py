@@ -175,15 +175,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         options = family_options(lambda name: getattr(args, name), str(weights_dir(args.weights, cache)), device,
                                  str(moments))
         records, cases = [], []
+        from .progress import ConsoleProgress
+
+        todo = [c for c in dataset.cases() if c.generated is None or c.pipeline.command is not None
+                or c.generated.is_file()]
+        progress = ConsoleProgress(sys.stderr, len(todo))
         for case in dataset.cases():
-            if case.generated is not None and case.pipeline.command is None and not case.generated.is_file():
+            if case not in todo:
                 print(f"skip {case.id}: no output at {case.generated}", file=sys.stderr)
                 continue
             if args.executor:
                 cases.append(case)
                 continue
             records.append(evaluate_case(case, metrics, cache, convention=args.convention, device=device,
-                                         options=options))
+                                         options=options, progress=progress.start_case(case.id)))
+            progress.case_done(records[-1])
         if args.executor:
             records = _evaluate_on_executor(args, cases, metrics, cache, moments)
         add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes

@@ -18,6 +18,7 @@ from .manifest import Case
 from .media.align import Alignment, aligned_batches
 from .media.video import VideoInfo, iter_frames, prefetch, probe
 from .metrics import CaseMedia, Metric, StreamMetric, family_of, family_options, make_metric, make_stream_metric
+from .progress import ProgressFn
 from .timing import StageTimer
 
 SIDES = ("reference", "generated")
@@ -25,7 +26,7 @@ SIDES = ("reference", "generated")
 
 def evaluate_case(
     case: Case, metrics: Sequence[str], cache: Path, *, convention: str = "ffmpeg", batch_size: int = 32,
-    options: Mapping[str, Any] | None = None, device: str = "cpu",
+    options: Mapping[str, Any] | None = None, device: str = "cpu", progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Compute ``metrics`` for ``case`` and return its result record (plain, JSON-ready data).
 
@@ -33,12 +34,15 @@ def evaluate_case(
     (on ``device``) when missing or stale. ``options`` holds each stream metric
     family's settings (e.g. ``{"sync": SyncOptions(...)}``). Input problems do not raise: a problem
     with the videos ends up in the record's ``error``, one that only a metric family has (no face, no
-    audio, no weights) in that family's metrics' ``error``, with the file named.
+    audio, no weights) in that family's metrics' ``error``, with the file named. ``progress`` is told
+    the stage and the frames compared so far (progress.py).
     """
+    progress = progress or _quiet
     record = case_record(case)
     timer = StageTimer()
     start = time.perf_counter()
     try:
+        progress("prepare", 0, None)
         with timer.stage("prepare"):
             case, generation = materialize(case, cache, device)
         if generation is not None:
@@ -53,13 +57,15 @@ def evaluate_case(
         pairs = {name: make_metric(name, convention, options) for name in metrics if family_of(name) is None}
         streams = _stream_metrics(metrics, CaseMedia(case, ref, gen, cache), options or {}, timer, record)
         failed: dict[str, str] = {}  # stream families that failed on a frame: family -> error
-        alignment = _decode(case, ref, gen, pairs, streams, failed, timer, batch_size)
+        progress("compare", 0, _expected_frames(case, ref))
+        alignment = _decode(case, ref, gen, pairs, streams, failed, timer, batch_size, progress)
         if alignment is not None:
             record["alignment"] = alignment.to_dict()
             if alignment.compared == 0:
                 raise MediaError(case.generated, f"no frame overlaps the reference's evaluated segment "
                                  f"{case.segment.to_dict()} (offset {case.offset} s)")
         for name, engine in pairs.items():
+            progress(name, 0, None)
             try:
                 with timer.stage(name):
                     value = engine.compute()
@@ -69,6 +75,7 @@ def evaluate_case(
             record["metrics"][name] = _entry(value, engine.unit, engine.higher_is_better, engine.protocol(),
                                              timer.seconds[name])
         for family, engine in streams.items():
+            progress(family, 0, None)
             if family in failed:
                 _family_error(family, metrics, failed[family], record)
             else:
@@ -119,7 +126,7 @@ def _stream_metrics(metrics: Sequence[str], media: CaseMedia, options: Mapping[s
 
 def _decode(case: Case, ref: VideoInfo, gen: VideoInfo, pairs: Mapping[str, Metric],
             streams: Mapping[str, StreamMetric], failed: dict[str, str], timer: StageTimer,
-            batch_size: int) -> Alignment | None:
+            batch_size: int, progress: ProgressFn) -> Alignment | None:
     """One decode of each video that some metric needs: aligned pairs for the frame-pair metrics, each
     side's own frames for the stream metrics (also past what the pairs needed). The alignment, if any;
     stream families that fail on a frame go into ``failed`` and are fed no more."""
@@ -137,14 +144,28 @@ def _decode(case: Case, ref: VideoInfo, gen: VideoInfo, pairs: Mapping[str, Metr
             batch_size = max(m.frames_per_update or batch_size for m in pairs.values())
             batches = aligned_batches(frames["reference"], frames["generated"], ref, gen, alignment,
                                       segment=case.segment, offset=case.offset, batch_size=batch_size)
+            total = _expected_frames(case, ref)
             for batch in timer.timed_iter("align", batches):
                 for name, engine in pairs.items():
                     with timer.stage(name):
                         engine.update(batch)
+                progress("compare", alignment.compared, total)
         for side, items in frames.items():
             while consumers[side] and next(items, None) is not None:
                 pass
     return alignment
+
+
+def _quiet(stage: str, done: int, total: int | None) -> None:
+    """No progress display."""
+
+
+def _expected_frames(case: Case, ref: VideoInfo) -> int | None:
+    """About how many reference frames the evaluated segment holds (for progress), or None if unknown."""
+    if not ref.fps or ref.duration is None:
+        return None
+    end = min(ref.duration, case.segment.end) if case.segment.end is not None else ref.duration
+    return max(0, round((end - case.segment.start) * ref.fps))
 
 
 def _tap(side: str, frames: Iterator[tuple[float, av.VideoFrame]], consumers: dict[str, StreamMetric],

@@ -96,6 +96,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ControllerReporter(state), "talkbench-reporter")
+        from .progress_hooks import ProgressReporter
+
+        config.pluginmanager.register(ProgressReporter(state.run_dir / "progress", state.dataset), "talkbench-progress")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(state), "talkbench-xdist")
     if state.executor is not None and not hasattr(config, "workerinput"):
@@ -368,9 +371,15 @@ class RunState:
             return wait_record(self.run_dir, case, self.executor)
 
         def compute() -> dict[str, Any]:
-            return evaluate_case(case, self.computable(), self.cache, convention=self.convention,
-                                 batch_size=self.batch, device=self.device,
-                                 options=self.family_options())
+            from .progress import ProgressFile
+
+            progress = ProgressFile(self.run_dir / "progress", case.id)  # the controller shows it (StatusLine)
+            try:
+                return evaluate_case(case, self.computable(), self.cache, convention=self.convention,
+                                     batch_size=self.batch, device=self.device,
+                                     options=self.family_options(), progress=progress)
+            finally:
+                progress.close()
 
         return RunStore(self.run_dir / "cases").get(case.id, self.settings(), compute)
 

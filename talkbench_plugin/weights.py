@@ -15,7 +15,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,13 +205,19 @@ def verify(name: str, directory: str | os.PathLike[str] | None = None) -> Weight
     return WeightStatus(spec.name, path, "ok")
 
 
-def _download(url: str, dest_dir: Path) -> Path:
-    """Download ``url`` into a temporary file in ``dest_dir``; return its path."""
+def _download(url: str, dest_dir: Path, progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Download ``url`` into a temporary file in ``dest_dir``; return its path. ``progress`` gets the bytes
+    done and the total (None when the server does not say) after each chunk."""
     fd, tmp = tempfile.mkstemp(prefix=".download.", dir=dest_dir)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            length = response.headers.get("Content-Length")
+            total, done = (int(length) if length and length.isdigit() else None), 0
             for chunk in iter(lambda: response.read(_CHUNK), b""):
                 out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
     except BaseException:
         os.unlink(tmp)
         raise
@@ -219,7 +225,7 @@ def _download(url: str, dest_dir: Path) -> Path:
 
 
 def fetch(name: str, url: str | None = None, directory: str | os.PathLike[str] | None = None,
-          *, force: bool = False) -> Path:
+          *, force: bool = False, progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Download ``name`` (from ``url``, else its registered sources in order), verify, install.
 
     The file replaces the cached one atomically and only after it matches every pinned hash; a
@@ -233,7 +239,7 @@ def fetch(name: str, url: str | None = None, directory: str | os.PathLike[str] |
     failures = []
     for source in (url,) if url else spec.urls:
         try:
-            tmp = _download(source, dest.parent)
+            tmp = _download(source, dest.parent, progress)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             failures.append(f"{source}: download failed ({exc})")
             continue
@@ -330,7 +336,13 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     code = 0
     for name in names:
         try:
-            path = fetch(name, args.url, args.dir, force=args.force)
+            from .progress import DownloadBar
+
+            bar = DownloadBar(sys.stderr, name)
+            try:
+                path = fetch(name, args.url, args.dir, force=args.force, progress=bar)
+            finally:
+                bar.close()
             print(f"{name}: ok {path}")
         except WeightsError as exc:
             print(f"{name}: {exc}", file=sys.stderr)

@@ -3,6 +3,7 @@ the manifest, and the example workflow checked by actionlint."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,15 +30,20 @@ def test_talkbench_run_gates_a_users_dataset_from_any_folder(tmp_path: Path) -> 
                                          'outputs = "out/Good/{speaker}.mp4"\n[pipelines.Bad]\nmode = "dubbing"\n'
                                          'outputs = "out/Bad/{speaker}.mp4"\n')
     (data / "thresholds.toml").write_text('["*"]\npsnr = { min = 40.0 }\n')
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TALKBENCH_CACHE": str(tmp_path / "cache")}
+    # also under xdist in a CI log: the controller prints one progress line per case that the workers computed
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TALKBENCH_CACHE": str(tmp_path / "cache"), "CI": "true"}
     result = subprocess.run([sys.executable, "-m", "talkbench_plugin.cli", "run", "--talkbench-data", "data",
                              "--talkbench-calibrations", "none", "--talkbench-metrics", "psnr",
-                             "--junitxml", "junit.xml", "-p", "no:cacheprovider", "-rf"],
+                             "--junitxml", "junit.xml", "-p", "no:cacheprovider", "-rf", "-n", "2"],
                             cwd=project, env=env, capture_output=True, text=True, timeout=300)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
     assert "1 failed, 1 passed" in out
     assert "FAILED test_fidelity.py::test_psnr[a-Bad]" in out
+    lines = [line for line in out.splitlines() if line.startswith("talkbench [")]
+    assert sorted(line.split("] ", 1)[1].split(":")[0] for line in lines) == ["a-Bad", "a-Good"], out
+    assert {line.split("]")[0] for line in lines} == {"talkbench [1/2", "talkbench [2/2"}
+    assert all(re.search(r": 10 frames in [\d.]+ s", line) for line in lines) and "\r" not in out
     junit = (project / "junit.xml").read_text()
     assert 'is below the minimum 40 (data/thresholds.toml: "*".psnr)</failure>' in junit  # next to the manifest
     assert 'name="test_psnr[a-Good]"' in junit and 'name="test_ssim[a-Good]"' in junit  # ssim: not enabled, skip
