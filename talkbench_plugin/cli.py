@@ -140,7 +140,7 @@ def _init(args: argparse.Namespace) -> int:
         print(f"not used: {file} (its name matches no reference in {args.dir / 'references'})", file=sys.stderr)
     cases = dataset.cases()
     print(f"wrote {path}: {len(dataset.speakers)} speaker(s), {len(dataset.pipelines)} pipeline(s), "
-          f"{len(cases)} case(s); run `pytest --pyargs talkbench_plugin.benchmarks --talkbench-data {args.dir}`"
+          f"{len(cases)} case(s); run `talkbench run --talkbench-data {args.dir}`"
           f" or `talkbench evaluate --data {args.dir}`")
     return 0
 
