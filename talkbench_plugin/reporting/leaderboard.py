@@ -69,7 +69,8 @@ class Board:
 
         lines = [self.title, line(self.header()), "  ".join("-" * w for w in widths), *map(line, rows)]
         if calib:
-            lines += ["  ".join("·" * w for w in widths), *map(line, calib)]
+            lines += ["  ".join("·" * w for w in widths)] if rows else []
+            lines += list(map(line, calib))
         best = "bold" if bold else "*"
         return "\n".join(lines) + f"\n{best}: best of the pipelines in its column; calibrations are not ranked"
 
