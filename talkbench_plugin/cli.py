@@ -158,6 +158,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .devices import assign, cuda_device_count
     from .engine import evaluate_case
     from .fid.groups import add_pooled_fid
+    from .progress import ConsoleProgress
+    from .reporting.leaderboard import boards
     from .reports import errors, per_language, per_video, run_info, write_reports
     from .run_options import family_options
     from .weights import weights_dir
@@ -175,8 +177,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         options = family_options(lambda name: getattr(args, name), str(weights_dir(args.weights, cache)), device,
                                  str(moments))
         records, cases = [], []
-        from .progress import ConsoleProgress
-
         todo = [c for c in dataset.cases() if c.generated is None or c.pipeline.command is not None
                 or c.generated.is_file()]
         progress = ConsoleProgress(sys.stderr, len(todo))
@@ -193,8 +193,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.executor:
             records = _evaluate_on_executor(args, cases, metrics, cache, moments)
         add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes
-    from .reporting.leaderboard import boards
-
     print(per_video(records).text(), per_language(records).text(), *(b.text(sys.stdout.isatty()) for b in
                                                                      boards(records)), sep="\n\n")
     for problem in errors(records):

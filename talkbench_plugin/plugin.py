@@ -98,7 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ControllerReporter(state), "talkbench-reporter")
         from .progress_hooks import ProgressReporter
 
-        config.pluginmanager.register(ProgressReporter(state.run_dir / "progress", state.dataset), "talkbench-progress")
+        config.pluginmanager.register(ProgressReporter(state.run_dir / "progress", state.dataset),
+                                      "talkbench-progress")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(state), "talkbench-xdist")
     if state.executor is not None and not hasattr(config, "workerinput"):

@@ -21,7 +21,9 @@ def pytest_args(args: Sequence[str], cwd: str | None = None) -> list[str]:
 
 
 def run(args: Sequence[str]) -> int:
-    """Run pytest in this process on the packaged benchmarks; its exit code."""
-    import pytest
+    """Run pytest on the packaged benchmarks (in a fresh interpreter: this one has imported talkbench_plugin
+    already, which pytest would warn it cannot assertion-rewrite); its exit code."""
+    import subprocess
+    import sys
 
-    return int(pytest.main(pytest_args(args)))
+    return subprocess.call([sys.executable, "-m", "pytest", *pytest_args(args)])

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from videos import moving_frames, write_video
 
 from talkbench_plugin import progress
