@@ -278,7 +278,7 @@ class RunState:
     def settings(self) -> dict[str, Any]:
         options = self.family_options()
         return {"metrics": self.metrics, "convention": self.convention, "sync": options["sync"].to_dict(),
-                "inception": options["fid"].to_dict()}
+                "inception": options["fid"].to_dict(), "cpbd": options["cpbd"].to_dict()}
 
     def iqa_metrics(self) -> list[str]:
         """The enabled metrics that are pyiqa's (benchmarks/test_quality.py::test_iqa runs them)."""

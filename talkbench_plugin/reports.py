@@ -16,8 +16,8 @@ from typing import Any
 
 from . import __version__
 
-METRIC_ORDER = ("psnr", "ssim", "fid", "inception_score", "lse_c", "lse_d", "av_offset")
-_DIGITS = {"psnr": 3, "ssim": 4, "av_offset": 0}
+METRIC_ORDER = ("psnr", "ssim", "lpips", "fid", "fvd", "inception_score", "cpbd", "lse_c", "lse_d", "av_offset")
+_DIGITS = {"psnr": 3, "ssim": 4, "lpips": 4, "cpbd": 4, "av_offset": 0}
 _PACKAGES = ("torch", "av", "numpy", "scikit-image", "pyiqa", "syncnet-python", "pytest", "pytest-xdist",
              "pytest-benchmark")
 

@@ -29,6 +29,7 @@ FAMILIES = {
     "sync": ("sync", "SyncNetMetric", SYNC),
     "fid": ("fid", "FidMetric", ("fid",)),
     "inception_score": ("inception_score", "InceptionScoreMetric", ("inception_score",)),
+    "cpbd": ("cpbd", "CpbdMetric", ("cpbd",)),
 }
 KNOWN = FIDELITY + tuple(name for _, _, names in FAMILIES.values() for name in names)
 IQA = "pyiqa"  # any other name is pyiqa's: FR ones are frame-pair metrics, NR ones the family "pyiqa:<name>"
