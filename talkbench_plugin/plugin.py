@@ -278,7 +278,8 @@ class RunState:
     def settings(self) -> dict[str, Any]:
         options = self.family_options()
         return {"metrics": self.metrics, "convention": self.convention, "sync": options["sync"].to_dict(),
-                "inception": options["fid"].to_dict(), "cpbd": options["cpbd"].to_dict()}
+                "inception": options["fid"].to_dict(), "cpbd": options["cpbd"].to_dict(),
+                "lpips": options["lpips"].to_dict()}
 
     def iqa_metrics(self) -> list[str]:
         """The enabled metrics that are pyiqa's (benchmarks/test_quality.py::test_iqa runs them)."""
@@ -321,6 +322,8 @@ class RunState:
         """The registry's weights that ``metric`` needs."""
         if metric in SYNC:
             return self.family_options()["sync"].needed_weights()
+        if metric == "lpips":
+            return self.family_options()["lpips"].needed_weights()
         return ("inception",) if metric in INCEPTION else ()
 
     def _iqa_weights(self, metric: str) -> WeightStatus | None:

@@ -29,6 +29,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "cpbd-sampling": {"metavar": "every|stride=K", "default": "every",
                       "help": "generated frames that CPBD scores: every frame (as SadTalker) or every K-th "
                               "(default: %(default)s)"},
+    "lpips-net": {"choices": ("alex", "vgg"), "default": "alex",
+                  "help": "LPIPS backbone: alex (v0.1, the papers' default) or vgg (default: %(default)s)"},
 }
 
 
@@ -45,6 +47,7 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
     from .metrics.cpbd import CpbdOptions
+    from .metrics.perceptual import LpipsOptions
     from .options.inception import InceptionOptions
     from .options.iqa import IqaOptions
     from .options.sync import SyncOptions
@@ -53,4 +56,4 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
                        value("sync_combine"), weights, device)
     inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
     return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device),
-            "cpbd": CpbdOptions(value("cpbd_sampling"))}
+            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device)}
