@@ -5,6 +5,9 @@
   alexnet`).
 - CPBD: sharpness of the generated frames' luma by the ``cpbd`` package, mean over frames; no reference,
   no weights (--talkbench-cpbd-sampling scores every K-th frame instead of all).
+- FVD: cd-fvd's I3D on consecutive 16-frame clips (224x224) of each video's own frames in the segment, the
+  generated video's against its speaker's reference (cached statistics), pooled per language group in the
+  per-language table; needs `talkbench weights fetch i3d`.
 Without their weights the network metrics skip with the command that fetches them;
 --talkbench-require-weights makes them fail instead.
 """
@@ -16,3 +19,7 @@ def test_lpips(talkbench):
 
 def test_cpbd(talkbench):
     talkbench.check("cpbd")
+
+
+def test_fvd(talkbench):
+    talkbench.check("fvd")

@@ -324,6 +324,8 @@ class RunState:
             return self.family_options()["sync"].needed_weights()
         if metric == "lpips":
             return self.family_options()["lpips"].needed_weights()
+        if metric == "fvd":
+            return ("i3d",)
         return ("inception",) if metric in INCEPTION else ()
 
     def _iqa_weights(self, metric: str) -> WeightStatus | None:
@@ -492,6 +494,10 @@ class ControllerReporter:
             from .fid.groups import add_pooled_fid
 
             add_pooled_fid(records)
+        if any("fvd" in r.get("metrics", {}) for r in records):
+            from .fvd.groups import add_pooled_fvd
+
+            add_pooled_fvd(records)
         self._compare(session, records)
         verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
         dataset = self.state.dataset()

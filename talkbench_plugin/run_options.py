@@ -47,6 +47,7 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
     from .metrics.cpbd import CpbdOptions
+    from .metrics.fvd import FvdOptions
     from .metrics.perceptual import LpipsOptions
     from .options.inception import InceptionOptions
     from .options.iqa import IqaOptions
@@ -56,4 +57,5 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
                        value("sync_combine"), weights, device)
     inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
     return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device),
-            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device)}
+            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device),
+            "fvd": FvdOptions(weights, device, moments_dir)}

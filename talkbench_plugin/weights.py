@@ -116,6 +116,15 @@ REGISTRY: dict[str, WeightSpec] = {
             provenance="URL and SHA-256 prefix: torchvision (VGG16_Weights.IMAGENET1K_V1); torch.hub checks "
             "the same 8-digit prefix. No full SHA-256 found published: only the prefix is pinned",
         ),
+        WeightSpec(
+            name="i3d",
+            filename="i3d_pretrained_400.pt",
+            urls=("https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt",),
+            git_blob="a867b87ac3a9097d200598b1d48a1b890d8ec744",
+            used_by="FVD (cd-fvd's InceptionI3d, Kinetics-400)",
+            provenance="URL: cd-fvd (third_party/i3d/utils.py load_i3d_model); git blob id: the TATS "
+            "repository tree (tats/fvd/i3d_pretrained_400.pt, commit 03bbce1)",
+        ),
     )
 }
 

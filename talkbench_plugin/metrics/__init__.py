@@ -31,6 +31,7 @@ FAMILIES = {
     "fid": ("fid", "FidMetric", ("fid",)),
     "inception_score": ("inception_score", "InceptionScoreMetric", ("inception_score",)),
     "cpbd": ("cpbd", "CpbdMetric", ("cpbd",)),
+    "fvd": ("fvd", "FvdMetric", ("fvd",)),
 }
 KNOWN = FIDELITY + PERCEPTUAL + tuple(name for _, _, names in FAMILIES.values() for name in names)
 IQA = "pyiqa"  # any other name is pyiqa's: FR ones are frame-pair metrics, NR ones the family "pyiqa:<name>"
