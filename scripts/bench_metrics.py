@@ -36,7 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIPS = ROOT.parent / "shared" / "data" / "clips"
+CLIPS = Path("/work/shared/data/clips")
 sys.path.insert(0, str(ROOT))
 
 
@@ -83,7 +83,7 @@ def talkbench_run(metric: str, ref: Path, gen: Path, work: Path, folder: Path) -
     entry = record["metrics"][metric]
     if entry.get("error"):
         raise SystemExit(f"{metric}: {entry['error']}")
-    frames = {"fvd": 16 * entry["details"]["clips"]["generated"]}.get(metric, len(entry["per_frame"]))
+    frames = 16 * entry["details"]["clips"]["generated"] if metric == "fvd" else len(entry["per_frame"])
     return seconds, frames
 
 

@@ -102,9 +102,12 @@ def test_lpips_is_talkbench_s_own_not_pyiqa_s(alexnet: Path) -> None:
         LpipsOptions("squeeze")
 
 
-def test_lpips_without_weights_names_the_fetch(tmp_path: Path) -> None:
-    with pytest.raises(weights.WeightsMissing, match="talkbench weights fetch alexnet"):
-        LpipsMetric(LpipsOptions(weights=str(tmp_path)))
+def test_lpips_without_weights_is_its_own_error(videos: dict[str, Path], tmp_path: Path) -> None:
+    case = Case(Speaker("s", "en", videos["ref"]), Pipeline("P", "dubbing", "x"), videos["gen"], Segment())
+    record = evaluate_case(case, ["psnr", "lpips"], tmp_path / "cache",
+                           options={"lpips": LpipsOptions(weights=str(tmp_path / "none"))})
+    assert record["error"] is None and record["metrics"]["psnr"]["value"] is not None
+    assert "talkbench weights fetch alexnet" in record["metrics"]["lpips"]["error"]
 
 
 def test_a_foreign_backbone_file_is_refused(alexnet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,4 +116,4 @@ def test_a_foreign_backbone_file_is_refused(alexnet: Path, tmp_path: Path, monke
     monkeypatch.setitem(weights.REGISTRY, "alexnet", replace(weights.spec_for("alexnet"),
                                                              sha256=hashlib.sha256(bad.read_bytes()).hexdigest()))
     with pytest.raises(Exception, match="not torchvision's alexnet"):
-        LpipsMetric(LpipsOptions(weights=str(tmp_path)))
+        LpipsMetric(LpipsOptions(weights=str(tmp_path))).compute()

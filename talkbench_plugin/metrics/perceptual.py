@@ -13,6 +13,7 @@ prove they agree.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -61,7 +62,9 @@ def build(net: str, backbone: dict[str, Any]) -> Any:
     import lpips
     import torch
 
-    model = lpips.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")  # lpips' `pretrained=`
+        model = lpips.LPIPS(net=net, version="0.1", pnet_rand=True, verbose=False)
     trunk = torch.nn.Sequential()
     for block in (getattr(model.net, f"slice{i}") for i in range(1, model.net.N_slices + 1)):
         for name, module in block.named_children():
@@ -97,8 +100,12 @@ class LpipsMetric(Metric):
 
     def __init__(self, options: LpipsOptions | None = None) -> None:
         self.options = options or LpipsOptions()
-        self.net = network(self.options)
         self.values: list[float] = []
+        self._error: TalkbenchError | None = None  # kept for compute(): this metric's problem, not the case's
+        try:
+            self.net = network(self.options)
+        except TalkbenchError as exc:
+            self._error = exc
 
     def protocol(self) -> dict[str, Any]:
         linear = linear_weights(self.options.net)
@@ -111,7 +118,7 @@ class LpipsMetric(Metric):
     def update(self, pairs: FramePairs) -> None:
         import torch
 
-        if not len(pairs):
+        if not len(pairs) or self._error is not None:
             return
         device, step = self.options.device, self.options.batch
         for start in range(0, len(pairs), step):
@@ -122,10 +129,13 @@ class LpipsMetric(Metric):
                     self.values += self.net(gen, ref).flatten().double().cpu().tolist()
             except RuntimeError as exc:  # e.g. frames too small for the backbone's pooling
                 first = str(exc).strip().splitlines()[0]
-                raise TalkbenchError(f"LPIPS {self.options.net} cannot score {gen.shape[3]}x{gen.shape[2]} frames "
-                                     f"({first})") from None
+                self._error = TalkbenchError(f"LPIPS {self.options.net} cannot score {gen.shape[3]}x{gen.shape[2]} "
+                                             f"frames ({first})")
+                return
 
     def compute(self) -> MetricValue:
+        if self._error is not None:
+            raise self._error
         if not self.values:
             raise TalkbenchError("LPIPS: no aligned frame pair to compare")
         if not np.isfinite(self.values).all():
