@@ -70,6 +70,7 @@ def evaluate(gen: Path, ref: Path, tmp_path: Path, folder: Path, case_id: str = 
                          options={"fvd": FvdOptions(weights=str(folder), moments_dir=str(tmp_path / "run"))})
 
 
+@pytest.mark.slow
 def test_fvd_agrees_with_cd_fvd(videos: dict[str, Path], i3d: Path, i3d_file: Path, tmp_path: Path) -> None:
     record = evaluate(videos["gen"], videos["ref"], tmp_path, i3d)
     entry = record["metrics"]["fvd"]

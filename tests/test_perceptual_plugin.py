@@ -45,6 +45,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
         "--talkbench-metrics", "cpbd,lpips,fvd", "-rs", *args)
 
 
+@pytest.mark.slow
 def test_cpbd_has_values_and_the_network_metrics_name_their_weights(project: pytest.Pytester) -> None:
     result = run(project, "--talkbench-report", "report")
     result.assert_outcomes(passed=1, skipped=2)
