@@ -25,7 +25,7 @@ def sharp_and_soft(n: int, size: int, seed: int) -> np.ndarray:
     frames = blocks.repeat(16, axis=1).repeat(16, axis=2)
     for i in range(1, n):
         kernel = np.ones(i + 1) / (i + 1)
-        frames[i] = np.apply_along_axis(lambda r: np.convolve(r, kernel, "same"), 1, frames[i]).astype(np.uint8)
+        frames[i] = np.apply_along_axis(lambda r, k=kernel: np.convolve(r, k, "same"), 1, frames[i]).astype(np.uint8)
     return frames
 
 
@@ -37,8 +37,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "tiny": write_video(root / "tiny.mp4", moving_frames(8, 48, 48, seed=3), 25)}
 
 
-def evaluate(ref: Path, gen: Path, tmp_path: Path, segment: Segment = Segment(), **options: str) -> dict:
-    case = Case(Speaker("s", "en", ref), Pipeline("P", "dubbing", "x"), gen, segment)
+def evaluate(ref: Path, gen: Path, tmp_path: Path, segment: Segment | None = None, **options: str) -> dict:
+    case = Case(Speaker("s", "en", ref), Pipeline("P", "dubbing", "x"), gen, segment or Segment())
     return evaluate_case(case, ["psnr", "cpbd"], tmp_path / "cache", options={"cpbd": CpbdOptions(**options)})
 
 

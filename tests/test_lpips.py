@@ -22,7 +22,11 @@ from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics import make_metric
 from talkbench_plugin.metrics.iqa import IqaOptions, _scores, model
-from talkbench_plugin.metrics.perceptual import LpipsMetric, LpipsOptions, linear_weights
+from talkbench_plugin.metrics.perceptual import (
+    LpipsMetric,
+    LpipsOptions,
+    linear_weights,
+)
 
 ALEX = "alexnet-owt-7be5be79.pth"
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:torchvision")
