@@ -94,7 +94,7 @@ class FvdMetric(StreamMetric):
     kinds: ClassVar[dict[str, tuple[str, bool | None]]] = {"fvd": ("", False)}
 
     def __init__(self, media: CaseMedia, options: FvdOptions | None = None) -> None:
-        from ..fid.features import Sampling
+        from ..fid.sampling import Sampling
         from .fid import SegmentFrames
 
         self.media = media
