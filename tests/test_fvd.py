@@ -27,6 +27,7 @@ from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics.fvd import FvdOptions, cd_fvd_stats
 
 I3D = "i3d_pretrained_400.pt"
+pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # cd-fvd's sqrtm call
 
 
 @pytest.fixture(scope="module")
