@@ -193,6 +193,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.executor:
             records = _evaluate_on_executor(args, cases, metrics, cache, moments)
         add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes
+        if any("fvd" in r.get("metrics", {}) for r in records):
+            from .fvd.groups import add_pooled_fvd
+
+            add_pooled_fvd(records)
     print(per_video(records).text(), per_language(records).text(), *(b.text(sys.stdout.isatty()) for b in
                                                                      boards(records)), sep="\n\n")
     for problem in errors(records):

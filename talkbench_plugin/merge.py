@@ -69,6 +69,10 @@ def merge_runs(paths: Sequence[Path]) -> Merged:
         from .fid.groups import add_pooled_fid
 
         add_pooled_fid(records)  # a language group may span shards: pool again from the moments files
+    if any("fvd" in r.get("metrics", {}) for r in records):
+        from .fvd.groups import add_pooled_fvd
+
+        add_pooled_fvd(records)
     info = {k: v for k, v in first_info.items() if k not in ("shard", "gate")}
     info["merged_from"] = [str(p) for p, _, _ in runs]
     info["gate"] = {"verdict": "failed" if problems else "passed", "problems": problems}

@@ -286,7 +286,8 @@ class RunState:
     def settings(self) -> dict[str, Any]:
         options = self.family_options()
         return {"metrics": self.metrics, "convention": self.convention, "sync": options["sync"].to_dict(),
-                "inception": options["fid"].to_dict()}
+                "inception": options["fid"].to_dict(), "cpbd": options["cpbd"].to_dict(),
+                "lpips": options["lpips"].to_dict()}
 
     def iqa_metrics(self) -> list[str]:
         """The enabled metrics that are pyiqa's (benchmarks/test_quality.py::test_iqa runs them)."""
@@ -329,6 +330,10 @@ class RunState:
         """The registry's weights that ``metric`` needs."""
         if metric in SYNC:
             return self.family_options()["sync"].needed_weights()
+        if metric == "lpips":
+            return self.family_options()["lpips"].needed_weights()
+        if metric == "fvd":
+            return ("i3d",)
         return ("inception",) if metric in INCEPTION else ()
 
     def _iqa_weights(self, metric: str) -> WeightStatus | None:
@@ -504,6 +509,10 @@ class ControllerReporter:
             from .fid.groups import add_pooled_fid
 
             add_pooled_fid(records)
+        if any("fvd" in r.get("metrics", {}) for r in records):
+            from .fvd.groups import add_pooled_fvd
+
+            add_pooled_fvd(records)
         self._compare(session, records)
         verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
         dataset = self.state.dataset()

@@ -16,8 +16,9 @@ from typing import Any
 
 from . import __version__
 
-METRIC_ORDER = ("psnr", "ssim", "fid", "inception_score", "lse_c", "lse_d", "av_offset")
-_DIGITS = {"psnr": 3, "ssim": 4, "av_offset": 0}
+METRIC_ORDER = ("psnr", "ssim", "lpips", "fid", "fvd", "inception_score", "cpbd", "lse_c", "lse_d", "av_offset")
+_POOLED = {"fid": "fid_pooled", "fvd": "fvd_pooled"}  # metric -> the record field of its group's pooled value
+_DIGITS = {"psnr": 3, "ssim": 4, "lpips": 4, "cpbd": 4, "av_offset": 0}
 _PACKAGES = ("torch", "av", "numpy", "scikit-image", "pyiqa", "syncnet-python", "pytest", "pytest-xdist",
              "pytest-benchmark")
 
@@ -101,9 +102,10 @@ def _generation_cells(gen: dict[str, Any] | None) -> list[str]:
 
 def per_language(records: Sequence[dict[str, Any]]) -> Table:
     """Mean over speakers of each metric, per (language, pipeline), as the seed's table reports it; with
-    FID, also the FID of the group's pooled frames (``fid_pooled``, from fid.groups) beside it."""
+    FID (FVD), also the FID of the group's pooled frames (FVD of its pooled clips: ``fid_pooled`` from
+    fid.groups, ``fvd_pooled`` from fvd.groups) beside it."""
     names = metric_names(records)
-    pooled = any(r.get("fid_pooled") for r in records)
+    pooled = {n: key for n, key in _POOLED.items() if any(r.get(key) for r in records)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["language"], r["pipeline"]), []).append(r)
@@ -114,11 +116,11 @@ def per_language(records: Sequence[dict[str, Any]]) -> Table:
         for n in names:
             values = [r["metrics"][n]["value"] for r in ok if r["metrics"].get(n, {}).get("value") is not None]
             cells.append(fmt_value(n, statistics.fmean(values) if values else None))
-            if n == "fid" and pooled:
-                group = next((r["fid_pooled"] for r in ok if r.get("fid_pooled")), {})
+            if n in pooled:
+                group = next((r[pooled[n]] for r in ok if r.get(pooled[n])), {})
                 cells.append("error" if group.get("error") else fmt_value(n, group.get("value")))
         rows.append([language, pipeline, *cells, f"{len(ok)}/{len(members)}"])
-    headers = [h for n in names for h in ((n.upper(), "FID pooled") if n == "fid" and pooled else (n.upper(),))]
+    headers = [h for n in names for h in ((n.upper(), f"{n.upper()} pooled") if n in pooled else (n.upper(),))]
     return Table("Per language (mean over speakers)", ["lang", "pipeline", *headers, "n"], rows)
 
 

@@ -26,6 +26,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "fid-sampling": {"metavar": "every|stride=K|count=N", "default": "every",
                      "help": "frames of each video's evaluated segment that FID and the Inception Score use: "
                              "every frame, every K-th, or N evenly spaced (default: %(default)s)"},
+    "cpbd-sampling": {"metavar": "every|stride=K", "default": "every",
+                      "help": "generated frames that CPBD scores: every frame (as SadTalker) or every K-th "
+                              "(default: %(default)s)"},
+    "lpips-net": {"choices": ("alex", "vgg"), "default": "alex",
+                  "help": "LPIPS backbone: alex (v0.1, the papers' default) or vgg (default: %(default)s)"},
 }
 
 
@@ -41,6 +46,9 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
 
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
+    from .metrics.cpbd import CpbdOptions
+    from .metrics.fvd import FvdOptions
+    from .metrics.perceptual import LpipsOptions
     from .options.inception import InceptionOptions
     from .options.iqa import IqaOptions
     from .options.sync import SyncOptions
@@ -48,4 +56,6 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
     sync = SyncOptions(value("sync_audio"), value("sync_detector"), value("sync_detect_every"),
                        value("sync_combine"), weights, device)
     inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
-    return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device)}
+    return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device),
+            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device),
+            "fvd": FvdOptions(weights, device, moments_dir)}

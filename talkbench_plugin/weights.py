@@ -98,6 +98,33 @@ REGISTRY: dict[str, WeightSpec] = {
             provenance="URL: pyiqa/archs/inception.py (get_url_from_name) and pytorch-fid's release; "
             "SHA-256: pinned by several projects, its first 8 digits are the file name's suffix",
         ),
+        WeightSpec(
+            name="alexnet",
+            filename="alexnet-owt-7be5be79.pth",
+            urls=("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
+            sha256_ends=("7be5be79", ""),
+            used_by="LPIPS (alex, v0.1): the torchvision AlexNet backbone under lpips' linear layers",
+            provenance="URL and SHA-256 prefix: torchvision (AlexNet_Weights.IMAGENET1K_V1); torch.hub checks "
+            "the same 8-digit prefix. No full SHA-256 found published: only the prefix is pinned",
+        ),
+        WeightSpec(
+            name="vgg16",
+            filename="vgg16-397923af.pth",
+            urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
+            sha256_ends=("397923af", ""),
+            used_by="LPIPS (vgg, v0.1): the torchvision VGG16 backbone under lpips' linear layers",
+            provenance="URL and SHA-256 prefix: torchvision (VGG16_Weights.IMAGENET1K_V1); torch.hub checks "
+            "the same 8-digit prefix. No full SHA-256 found published: only the prefix is pinned",
+        ),
+        WeightSpec(
+            name="i3d",
+            filename="i3d_pretrained_400.pt",
+            urls=("https://github.com/songweige/TATS/raw/main/tats/fvd/i3d_pretrained_400.pt",),
+            git_blob="a867b87ac3a9097d200598b1d48a1b890d8ec744",
+            used_by="FVD (cd-fvd's InceptionI3d, Kinetics-400)",
+            provenance="URL: cd-fvd (third_party/i3d/utils.py load_i3d_model); git blob id: the TATS "
+            "repository tree (tats/fvd/i3d_pretrained_400.pt, commit 03bbce1)",
+        ),
     )
 }
 

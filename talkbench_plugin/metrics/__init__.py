@@ -16,6 +16,7 @@ CONVENTIONS = ("ffmpeg", "skimage")
 FIDELITY = ("psnr", "ssim")
 SYNC = ("lse_c", "lse_d", "av_offset")
 INCEPTION = ("fid", "inception_score")
+PERCEPTUAL = ("lpips",)  # frame-pair metrics with a network, whatever the convention (metrics.perceptual)
 
 # (metric, convention) -> (module, class); modules are imported on first use
 _CLASSES = {
@@ -29,8 +30,10 @@ FAMILIES = {
     "sync": ("sync", "SyncNetMetric", SYNC),
     "fid": ("fid", "FidMetric", ("fid",)),
     "inception_score": ("inception_score", "InceptionScoreMetric", ("inception_score",)),
+    "cpbd": ("cpbd", "CpbdMetric", ("cpbd",)),
+    "fvd": ("fvd", "FvdMetric", ("fvd",)),
 }
-KNOWN = FIDELITY + tuple(name for _, _, names in FAMILIES.values() for name in names)
+KNOWN = FIDELITY + PERCEPTUAL + tuple(name for _, _, names in FAMILIES.values() for name in names)
 IQA = "pyiqa"  # any other name is pyiqa's: FR ones are frame-pair metrics, NR ones the family "pyiqa:<name>"
 
 
@@ -59,6 +62,10 @@ def family_options(options: Mapping[str, Any], family: str) -> Any:
 def make_metric(name: str, convention: str = "ffmpeg", options: Mapping[str, Any] | None = None) -> Metric:
     """A fresh metric object for one case. ``convention`` picks FFmpeg's YUV or scikit-image's RGB; other
     names are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
+    if name == "lpips":  # talkbench's own, before pyiqa's metric of that name
+        from .perceptual import LpipsMetric
+
+        return LpipsMetric((options or {}).get("lpips"))
     if (name, convention) in _CLASSES:
         module, cls = _CLASSES[name, convention]
         return getattr(importlib.import_module(f".{module}", __name__), cls)()

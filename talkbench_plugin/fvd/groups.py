@@ -1,0 +1,45 @@
+"""Group FVD: the FVD of a (language, pipeline) group's pooled clips, beside the mean of its per-video FVDs.
+
+As for FID (``fid.groups``): each case's FVD record names its generated and reference moments files; the
+group's FVD sums the generated moments of its cases and the reference moments of its speakers (each file
+once), so it is the FVD of all the group's clips at once. Runs on the controller at the end of a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from talkbench_plugin.errors import TalkbenchError
+from talkbench_plugin.fid.groups import _pool
+from talkbench_plugin.metrics.fvd import fvd
+
+KEY = "fvd_pooled"  # the record field each member of a group gets
+
+
+def pooled_fvd(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The pooled FVD of one group's records: {"value", "cases", "clips"} or {"value": None, "error"}."""
+    entries = [r["metrics"]["fvd"] for r in members]
+    if len(entries) == 1:
+        return {"value": entries[0]["value"], "cases": 1, "clips": entries[0]["details"]["clips"]}
+    try:
+        generated = [e["details"]["moments"]["generated"] for e in entries]
+        if None in generated:
+            raise TalkbenchError("the generated FVD moments were not kept (no run directory)")
+        reference = list(dict.fromkeys(e["details"]["moments"]["reference"] for e in entries))
+        gen, ref = _pool(generated), _pool(reference)
+    except TalkbenchError as exc:
+        return {"value": None, "error": str(exc)}
+    return {"value": fvd(gen, ref), "cases": len(entries), "clips": {"generated": gen.count, "reference": ref.count}}
+
+
+def add_pooled_fvd(records: Sequence[dict[str, Any]]) -> None:
+    """Give each record with an FVD value its (language, pipeline) group's pooled FVD, under ``KEY``."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if not r.get("error") and r.get("metrics", {}).get("fvd", {}).get("value") is not None:
+            groups.setdefault((r["language"], r["pipeline"]), []).append(r)
+    for members in groups.values():
+        pooled = pooled_fvd(members)
+        for r in members:
+            r[KEY] = pooled
