@@ -19,7 +19,7 @@ from .cache import cache_dir
 from .collector import ResultCollector
 from .errors import TalkbenchError
 from .manifest import CALIBRATION, Case, Dataset
-from .metrics import CONVENTIONS, FIDELITY, INCEPTION, KNOWN, SYNC, iqa_mode
+from .metrics import CONVENTIONS, DEFAULT, INCEPTION, KNOWN, SYNC, iqa_mode
 from .run_options import add_options, family_options
 from .thresholds import Thresholds
 
@@ -45,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--talkbench-strict", action="store_true",
                     help="a pipeline, speaker or metric name in the thresholds file that matches nothing is an "
                          "error (default: a warning)")
-    group.addoption("--talkbench-metrics", metavar="LIST", default=",".join((*FIDELITY, "fid", *SYNC)),
+    group.addoption("--talkbench-metrics", metavar="LIST", default=",".join(DEFAULT),
                     help="metrics to compute, comma-separated (default: %(default)s)")
     group.addoption("--talkbench-convention", choices=CONVENTIONS, default="ffmpeg",
                     help="PSNR/SSIM convention: ffmpeg (YUV planes, FFmpeg's filters) or skimage (RGB)")

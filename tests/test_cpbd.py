@@ -77,3 +77,37 @@ def test_cpbd_bad_input_is_its_own_error(videos: dict[str, Path], tmp_path: Path
     assert str(videos["tiny"]) in record["metrics"]["cpbd"]["error"]
     with pytest.raises(TalkbenchError, match="stride=K"):
         CpbdOptions("stride=0")
+
+
+def cpbd_inputs() -> list[np.ndarray]:
+    """Gray frames that reach every branch of the package's walk: real faces, noise, flat, a hard step, long
+    ramps (walks past the 101-step cap) both ways, and a width that is no multiple of the block."""
+    x = np.arange(320)
+    ramp = np.tile(np.where(x < 160, x * 0.7, (320 - x) * 0.7), (128, 1)).astype(np.uint8)
+    step = np.zeros((128, 128), np.uint8)
+    step[:, 64:] = 255
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (130, 200)).astype(np.uint8), np.zeros((128, 128), np.uint8), step, ramp,
+              ramp[:, ::-1].copy(), (ramp + rng.normal(0, 2, ramp.shape)).clip(0, 255).astype(np.uint8),
+              sharp_and_soft(3, 160, 5)[2, :, :, 0]]
+    clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "may_5s.mp4"
+    if clip.is_file():
+        import av
+
+        with av.open(str(clip)) as container:
+            for i, frame in enumerate(container.decode(video=0)):
+                if i in (0, 50):
+                    frames.append(frame.to_ndarray(format="gray"))
+                if i >= 50:
+                    break
+    return frames
+
+
+def test_the_vectorized_steps_equal_cpbd_compute() -> None:
+    from talkbench_plugin.metrics.cpbd_vectorized import compute
+
+    values = []
+    for image in cpbd_inputs():
+        values.append(compute(image))
+        assert values[-1] == pytest.approx(cpbd.compute(image), abs=1e-6), image.shape
+    assert len(set(np.round(values, 4))) >= 4  # the inputs really differ

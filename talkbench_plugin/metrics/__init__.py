@@ -33,6 +33,7 @@ FAMILIES = {
     "cpbd": ("cpbd", "CpbdMetric", ("cpbd",)),
     "fvd": ("fvd", "FvdMetric", ("fvd",)),
 }
+DEFAULT = (*FIDELITY, "cpbd", "fid", *SYNC)  # what a run computes unless told otherwise (pytest and CLI)
 KNOWN = FIDELITY + PERCEPTUAL + tuple(name for _, _, names in FAMILIES.values() for name in names)
 IQA = "pyiqa"  # any other name is pyiqa's: FR ones are frame-pair metrics, NR ones the family "pyiqa:<name>"
 

@@ -2,10 +2,11 @@
 ``cpbd`` package computes it (SadTalker's table).
 
 Each frame of the generated video inside the evaluated segment (its own timeline shifted by the case's
-offset, native size, decode order, each frame once) is scored by ``cpbd.compute`` on its 8-bit luma as
+offset, native size, decode order, each frame once) is scored as ``cpbd.compute`` scores it
+(``cpbd_vectorized``: the package's steps on whole arrays, equal to it within 1e-6) on its 8-bit luma as
 FFmpeg converts it to ``gray`` (full range): the same bytes ``ffmpeg -i gen.mp4 -pix_fmt gray f%05d.png``
 dumps for the package's script (``imread(path, mode='L')``). The summary is the mean over frames; ``stride=K`` scores
-every K-th frame only (cpbd takes ~0.5 s for a 512x512 frame), recorded in the protocol.
+every K-th frame only, recorded in the protocol.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ class CpbdMetric(StreamMetric):
     sides = frozenset({"generated"})
 
     def __init__(self, media: CaseMedia, options: CpbdOptions | None = None) -> None:
-        import cpbd
+        from .cpbd_vectorized import compute
 
-        self._compute = cpbd.compute
+        self._compute = compute
         self.media = media
         self.options = options or CpbdOptions()
         self.stride = self.options.stride
@@ -78,7 +79,8 @@ class CpbdMetric(StreamMetric):
         self.values: list[float] = []
 
     def protocol(self) -> dict[str, Any]:
-        return {"implementation": f"cpbd.compute (cpbd-py312 {metadata.version('cpbd-py312')})",
+        return {"implementation": "cpbd.compute's steps vectorized (talkbench metrics/cpbd_vectorized.py), "
+                                  f"equal to cpbd-py312 {metadata.version('cpbd-py312')} within 1e-6",
                 "input": "8-bit full-range luma (swscale gray, as ffmpeg -pix_fmt gray) of the generated video's own frames, native size",
                 "frames": "every frame of the evaluated segment" if self.stride == 1
                 else f"every {self.stride}-th frame of the evaluated segment",
@@ -92,7 +94,7 @@ class CpbdMetric(StreamMetric):
             return False
         if time >= self.start - 1e-9:
             if self._seen % self.stride == 0:
-                with self._timer.stage("cpbd.compute"):
+                with self._timer.stage("cpbd"):
                     self.values.append(float(self._compute(luma(frame))))
             self._seen += 1
         return True
