@@ -15,3 +15,7 @@ def test_lmd(talkbench):
 
 def test_lmd_face(talkbench):
     talkbench.check("lmd_face")
+
+
+def test_csim(talkbench):
+    talkbench.check("csim")

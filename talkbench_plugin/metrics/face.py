@@ -132,8 +132,95 @@ def per_frame_distance(ref: np.ndarray, gen: np.ndarray, points: slice) -> np.nd
     return np.linalg.norm(ref[:, points].astype(np.float64) - gen[:, points], axis=2).mean(axis=1)
 
 
+class IdentitySimilarity(FaceMetric):
+    """CSIM: per generated frame, the cosine similarity of insightface's ArcFace embeddings of its face and
+    of the speaker's identity source: the source image for one-shot pipelines, the aligned reference frame
+    for the others (dubbing, person-specific, calibration); the value is the mean over the frames."""
+
+    name = "csim"
+    higher_is_better = True
+
+    def __init__(self, case: Case | None = None, options: FaceOptions | None = None) -> None:
+        super().__init__(case, options)
+        self.values: list[float] = []
+        self._model: Any = None
+        self._source: np.ndarray | None = None  # the source image's embedding (one-shot)
+
+    def one_shot(self) -> bool:
+        return self.case is not None and self.case.pipeline.mode == "one-shot"
+
+    def update_faces(self, pairs: FramePairs) -> None:
+        from ..face.identity import cosine, embed
+
+        if self.one_shot() and self._source is None:
+            self._source = self._source_embedding()
+        ref_path, gen_path = self._paths()
+        gen = side_faces(pairs, "gen", self.options, gen_path)
+        generated = embed(self.arcface(), pairs.gen_rgb, gen.points)
+        if self._source is not None:
+            source = np.broadcast_to(self._source, generated.shape)
+        else:
+            source = embed(self.arcface(), pairs.ref_rgb, side_faces(pairs, "ref", self.options, ref_path).points)
+        self.values += cosine(source, generated).tolist()
+
+    def arcface(self) -> Any:
+        if self._model is None:
+            from ..face.identity import load_arcface
+
+            self._model = load_arcface(self.options.weights, self.options.device)
+        return self._model
+
+    def _source_embedding(self) -> np.ndarray:
+        """The ArcFace embedding of the speaker's source image (one face)."""
+        from ..face.identity import embed
+
+        speaker, pipeline = self.case.speaker, self.case.pipeline
+        if speaker.image is None:
+            raise TalkbenchError(f"csim: speaker {speaker.id} has no identity image for the one-shot pipeline "
+                                 f"{pipeline.name}; set speakers.{speaker.id}.image in the manifest (the source "
+                                 "image the pipeline animates)")
+        image = read_image(speaker.image)[None]
+        faces = landmarker(self.options).landmarks(image, [f"the identity image {speaker.image}"])
+        return embed(self.arcface(), image, faces.points)[0]
+
+    def compute(self) -> MetricValue:
+        self.check(len(self.values))
+        source = f"the source image {self.case.speaker.image}" if self.one_shot() else "the aligned reference frames"
+        return MetricValue(float(np.mean(self.values)), list(self.values),
+                           {"identity_source": source, "frames": len(self.values)})
+
+    def protocol(self) -> dict[str, Any]:
+        from .. import weights
+
+        return {**landmarker(self.options).protocol(),
+                "embedding": {"model": "insightface ArcFace (buffalo_l w600k_r50.onnx, onnxruntime)",
+                              "alignment": "insightface face_align.norm_crop 112x112 on 5 points from the 68 FAN "
+                                           "landmarks (eye centres 36-41 / 42-47, nose tip 30, mouth corners 48, 54)",
+                              "weights_sha256": weights.spec_for("arcface").sha256},
+                "similarity": "cosine of the embeddings of the identity source and each generated frame; value: "
+                              "mean over the frames",
+                "identity_source": "one-shot: the speaker's source image; otherwise the aligned reference frame",
+                "settings": self.options.to_dict()}
+
+
+def read_image(path: Any) -> np.ndarray:
+    """An image file's first frame as (H, W, 3) RGB uint8 (PyAV)."""
+    import av
+
+    from ..errors import MediaError
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+    except (av.FFmpegError, StopIteration, OSError) as exc:
+        raise MediaError(path, f"cannot read the identity image: {exc}") from None
+    return frame.to_ndarray(format="rgb24")
+
+
 def make_face_metric(name: str, case: Case | None, options: FaceOptions | None) -> Metric:
     """``lmd``, ``lmd_face`` or ``csim`` for ``case``."""
     if name in LandmarkDistance.POINTS:
         return LandmarkDistance(name, case, options)
+    if name == "csim":
+        return IdentitySimilarity(case, options)
     raise KeyError(f"unknown face metric {name!r}")
