@@ -117,3 +117,36 @@ def test_one_shot_without_identity_image(tmp_path: Path) -> None:
     assert record["metrics"]["csim"] == {
         "value": None, "error": "csim: speaker spk has no identity image for the one-shot pipeline sadtalker; set "
                                "speakers.spk.image in the manifest (the source image the pipeline animates)"}
+
+
+def test_face_metrics_in_the_engine_and_tables(arcface_weights: Path, monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """The reference calibration through evaluate_case: LMD 0 and CSIM 1 on identical frames, one landmark
+    pass per batch and side for the three metrics, protocols recorded, LMD and CSIM columns in the table."""
+    from talkbench_plugin.manifest import CALIBRATION
+    from talkbench_plugin.reports import per_video
+
+    options = FaceOptions(weights=str(arcface_weights))
+    calls = []
+
+    class Counting(GivenLandmarks):
+        def landmarks(self, frames: np.ndarray, where: list[str]) -> FrameFaces:
+            calls.append(len(frames))
+            return super().landmarks(frames, where)
+
+    monkeypatch.setitem(face._LANDMARKERS, options, Counting())
+    video = write_video(tmp_path / "ref.mp4", moving_frames(5, 128, 128))
+    case = Case(Speaker("spk", "en", video), Pipeline("reference", CALIBRATION), None, Segment())
+    record = evaluate_case(case, ["psnr", "lmd", "lmd_face", "csim"], tmp_path / "cache", batch_size=3,
+                           options={"face": options})
+    assert record["error"] is None, record
+    metrics = record["metrics"]
+    assert metrics["lmd"]["value"] == metrics["lmd_face"]["value"] == 0.0
+    assert metrics["csim"]["value"] == pytest.approx(1.0, abs=1e-6)
+    assert len(metrics["csim"]["per_frame"]) == 5
+    assert calls == [3, 3, 2, 2]  # two batches × two sides, shared by lmd, lmd_face and csim
+    assert metrics["lmd"]["higher_is_better"] is False and metrics["csim"]["higher_is_better"] is True
+    assert metrics["lmd"]["unit"] == "px" and metrics["lmd"]["protocol"]["points"] == "48-67 (mouth)"
+    assert metrics["csim"]["protocol"]["embedding"]["weights_sha256"] == weights.spec_for("arcface").sha256
+    table = per_video([record]).text()
+    assert all(column in table for column in ("LMD", "LMD_FACE", "CSIM"))
