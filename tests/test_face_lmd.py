@@ -131,3 +131,15 @@ def _pairs(ref: np.ndarray, gen: np.ndarray) -> FramePairs:
         return [av.VideoFrame.from_ndarray(f, format="rgb24") for f in rgb]
 
     return FramePairs(frames(ref), frames(gen), [i / 25 for i in range(len(ref))])
+
+
+def test_registry_pins_face_alignment_and_insightface_files(tmp_path: Path) -> None:
+    fan, arcface = weights.spec_for("fan2d"), weights.spec_for("arcface")
+    # torch.hub's convention: the file name's suffix is the start of the file's SHA-256
+    assert fan.sha256.startswith(fan.filename.removesuffix(".pth.tar").split("-")[1])
+    assert fan.urls[0].endswith(fan.filename) and arcface.urls[0].endswith(arcface.filename)
+    with pytest.raises(weights.WeightsMissing, match="talkbench weights fetch arcface"):
+        weights.verified_path("arcface", tmp_path)
+    (tmp_path / arcface.filename).write_bytes(b"not the model")
+    with pytest.raises(weights.WeightsError, match=f"is not the pinned {arcface.filename}.*sha256: expected 4c06341c"):
+        weights.verified_path("arcface", tmp_path)

@@ -8,6 +8,7 @@ the means of points 36-41 and 42-47 (the eyes), point 30 (nose tip), points 48 a
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,10 @@ def embed(model: Any, frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     (N, 68, 2): insightface's norm_crop of the BGR frame, then ``get_feat`` on the batch of crops."""
     from insightface.utils.face_align import norm_crop
 
-    crops = [norm_crop(np.ascontiguousarray(f[..., ::-1]), five_points(p), image_size=model.input_size[0])
-             for f, p in zip(frames, landmarks)]
+    with warnings.catch_warnings():  # scikit-image's notice about the SimilarityTransform.estimate norm_crop uses
+        warnings.simplefilter("ignore", FutureWarning)
+        crops = [norm_crop(np.ascontiguousarray(f[..., ::-1]), five_points(p), image_size=model.input_size[0])
+                 for f, p in zip(frames, landmarks)]
     return np.asarray(model.get_feat(crops), dtype=np.float64)
 
 

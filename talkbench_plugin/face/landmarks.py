@@ -85,7 +85,7 @@ class Landmarker:
     def boxes(self, frames: np.ndarray, where: list[str]) -> np.ndarray:
         """One S3FD box per frame; ``where[i]`` names frame i in the error of a frame without one."""
         scale = getattr(self.detector, "scale", 1.0)
-        if round(min(frames.shape[1:3]) * scale) < _S3FD_MIN_INPUT:
+        if min(frames.shape[1:3]) * scale < _S3FD_MIN_INPUT:
             raise FaceProblem(f"{where[0]} is {frames.shape[2]}×{frames.shape[1]} px, too small for S3FD at scale "
                               f"{scale} (its smaller side must be at least {math.ceil(_S3FD_MIN_INPUT / scale)} px)")
         found = self.detector.detect(frames)

@@ -33,15 +33,16 @@ def landmarker(options: FaceOptions) -> Landmarker:
     return _LANDMARKERS[options]
 
 
-def side_faces(pairs: FramePairs, side: str, options: FaceOptions, path: Any) -> FrameFaces:
-    """Landmarks of one side of a batch, computed once for all the face metrics (a problem is kept too)."""
+def side_faces(pairs: FramePairs, side: str, options: FaceOptions, path: Any, shift: float = 0.0) -> FrameFaces:
+    """Landmarks of one side of a batch, computed once for all the face metrics (a problem is kept too);
+    ``shift`` turns the reference timeline into the video's own for the error message."""
     from ..face.landmarks import FaceProblem
 
     key = ("faces", side, options)
     if key not in pairs.shared:
         frames = pairs.ref_rgb if side == "ref" else pairs.gen_rgb
         name = "reference" if side == "ref" else "generated"
-        where = [f"the {name} frame at {t:.3f} s of {path}" for t in pairs.times]
+        where = [f"the {name} frame at {t - shift:.3f} s of {path}" for t in pairs.times]
         try:
             pairs.shared[key] = landmarker(options).landmarks(frames, where)
         except FaceProblem as exc:
@@ -81,10 +82,13 @@ class FaceMetric(Metric):
         if count == 0:
             raise TalkbenchError(f"{self.name}: no frame pair to compare")
 
-    def _paths(self) -> tuple[Any, Any]:
+    def faces(self, pairs: FramePairs, side: str) -> FrameFaces:
+        """``side_faces`` of this case's reference ("ref") or generated ("gen") frames."""
         if self.case is None:
-            return "the reference video", "the generated video"
-        return self.case.speaker.reference, self.case.generated
+            return side_faces(pairs, side, self.options, f"the {side} video")
+        if side == "ref":
+            return side_faces(pairs, side, self.options, self.case.speaker.reference)
+        return side_faces(pairs, side, self.options, self.case.generated, self.case.offset)
 
 
 class LandmarkDistance(FaceMetric):
@@ -103,9 +107,7 @@ class LandmarkDistance(FaceMetric):
         self.normalised: list[float] = []
 
     def update_faces(self, pairs: FramePairs) -> None:
-        ref_path, gen_path = self._paths()
-        ref = side_faces(pairs, "ref", self.options, ref_path).points
-        gen = side_faces(pairs, "gen", self.options, gen_path).points
+        ref, gen = self.faces(pairs, "ref").points, self.faces(pairs, "gen").points
         values = per_frame_distance(ref, gen, self.POINTS[self.name])
         eyes = np.linalg.norm(ref[:, OUTER_EYE_CORNERS[0]] - ref[:, OUTER_EYE_CORNERS[1]], axis=1)
         self.pixels += values.tolist()
@@ -154,13 +156,11 @@ class IdentitySimilarity(FaceMetric):
 
         if self.one_shot() and self._source is None:
             self._source = self._source_embedding()
-        ref_path, gen_path = self._paths()
-        gen = side_faces(pairs, "gen", self.options, gen_path)
-        generated = embed(self.arcface(), pairs.gen_rgb, gen.points)
+        generated = embed(self.arcface(), pairs.gen_rgb, self.faces(pairs, "gen").points)
         if self._source is not None:
             source = np.broadcast_to(self._source, generated.shape)
         else:
-            source = embed(self.arcface(), pairs.ref_rgb, side_faces(pairs, "ref", self.options, ref_path).points)
+            source = embed(self.arcface(), pairs.ref_rgb, self.faces(pairs, "ref").points)
         self.values += cosine(source, generated).tolist()
 
     def arcface(self) -> Any:
