@@ -158,6 +158,7 @@ def main() -> None:
         (work / "weights").mkdir()
         random_weights(work / "weights")
         tb_s, tb = talkbench(ref, gen, work / "weights", args.size, work / "cache")
+        print(f"talkbench: {tb_s:.1f} s for {tb['frames']} pairs", flush=True)
         ref_s, rf = reference(ref, gen, work / "weights", args.size, work)
     result = {"seconds": args.seconds, "size": args.size, "load": os.getloadavg(),
               "talkbench": {"wall_s": tb_s, "frames_per_s": tb["frames"] / tb_s, **tb},
