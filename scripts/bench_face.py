@@ -92,7 +92,7 @@ class CentredBox:
 def talkbench(ref: Path, gen: Path, weights_dir: Path, size: int, cache: Path) -> tuple[float, dict]:
     from talkbench_plugin.engine import evaluate_case
     from talkbench_plugin.face.landmarks import Landmarker, load_detector, load_fan
-    from talkbench_plugin.face.options import FaceOptions
+    from talkbench_plugin.options.face import FaceOptions
     from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
     from talkbench_plugin.metrics import face
 

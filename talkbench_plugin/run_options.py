@@ -46,7 +46,7 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
 
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
-    from .face.options import FaceOptions
+    from .options.face import FaceOptions
     from .metrics.cpbd import CpbdOptions
     from .metrics.fvd import FvdOptions
     from .metrics.perceptual import LpipsOptions

@@ -14,7 +14,7 @@ from videos import moving_frames, write_video
 from talkbench_plugin import weights
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.face.landmarks import FrameFaces
-from talkbench_plugin.face.options import FaceOptions
+from talkbench_plugin.options.face import FaceOptions
 from talkbench_plugin.face.random_arcface import R18, write_random_arcface
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.media.still import png

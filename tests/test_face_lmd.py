@@ -13,7 +13,7 @@ from videos import moving_frames, write_video
 from talkbench_plugin import weights
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.face.landmarks import FaceProblem, Landmarker, load_fan, write_random_fan
-from talkbench_plugin.face.options import FaceOptions
+from talkbench_plugin.options.face import FaceOptions
 from talkbench_plugin.manifest import CALIBRATION, Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics.base import FramePairs
 from talkbench_plugin.metrics.face import LandmarkDistance

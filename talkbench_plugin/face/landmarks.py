@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import weights
-from .options import FaceOptions
+from ..options.face import FaceOptions
 
 _S3FD_MIN_INPUT = 28  # pixels: S3FD's pooling needs this much of the scaled frame's smaller side
 _NETS: dict[tuple[str, str, str], Any] = {}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..errors import TalkbenchError
-from ..face.options import FaceOptions
+from ..options.face import FaceOptions
 from .base import FramePairs, Metric, MetricValue
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The settings of the face metrics (LMD, CSIM), kept free of heavy imports: a PSNR/SSIM run imports this."""
+"""The face metrics' options (LMD, CSIM): light, a PSNR/SSIM run imports this module."""
 
 from __future__ import annotations
 
