@@ -54,7 +54,7 @@ def evaluate_case(
             "reference": {**ref.to_dict(), "sha256": file_sha256(ref.path)},
             "generated": {**gen.to_dict(), "sha256": file_sha256(gen.path)},
         }
-        pairs = {name: make_metric(name, convention, options) for name in metrics if family_of(name) is None}
+        pairs = {name: make_metric(name, convention, options, case) for name in metrics if family_of(name) is None}
         streams = _stream_metrics(metrics, CaseMedia(case, ref, gen, cache), options or {}, timer, record)
         failed: dict[str, str] = {}  # stream families that failed on a frame: family -> error
         progress("compare", 0, _expected_frames(case, ref))

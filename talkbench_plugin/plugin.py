@@ -19,7 +19,7 @@ from .cache import cache_dir
 from .collector import ResultCollector
 from .errors import TalkbenchError
 from .manifest import CALIBRATION, Case, Dataset
-from .metrics import CONVENTIONS, DEFAULT, INCEPTION, KNOWN, SYNC, iqa_mode
+from .metrics import CONVENTIONS, DEFAULT, FACE, INCEPTION, KNOWN, SYNC, iqa_mode
 from .run_options import add_options, family_options
 from .thresholds import Thresholds
 
@@ -287,7 +287,8 @@ class RunState:
         options = self.family_options()
         return {"metrics": self.metrics, "convention": self.convention, "sync": options["sync"].to_dict(),
                 "inception": options["fid"].to_dict(), "cpbd": options["cpbd"].to_dict(),
-                "lpips": options["lpips"].to_dict()}
+                "lpips": options["lpips"].to_dict(),
+                "face": options["face"].to_dict()}
 
     def iqa_metrics(self) -> list[str]:
         """The enabled metrics that are pyiqa's (benchmarks/test_quality.py::test_iqa runs them)."""
@@ -334,6 +335,8 @@ class RunState:
             return self.family_options()["lpips"].needed_weights()
         if metric == "fvd":
             return ("i3d",)
+        if metric in FACE:
+            return self.family_options()["face"].needed_weights(metric)
         return ("inception",) if metric in INCEPTION else ()
 
     def _iqa_weights(self, metric: str) -> WeightStatus | None:

@@ -46,6 +46,7 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
 
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
+    from .options.face import FaceOptions
     from .metrics.cpbd import CpbdOptions
     from .metrics.fvd import FvdOptions
     from .metrics.perceptual import LpipsOptions
@@ -58,4 +59,5 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
     inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
     return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device),
             "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device),
-            "fvd": FvdOptions(weights, device, moments_dir)}
+            "fvd": FvdOptions(weights, device, moments_dir),
+            "face": FaceOptions(weights=weights, device=device)}

@@ -125,6 +125,26 @@ REGISTRY: dict[str, WeightSpec] = {
             provenance="URL: cd-fvd (third_party/i3d/utils.py load_i3d_model); git blob id: the TATS "
             "repository tree (tats/fvd/i3d_pretrained_400.pt, commit 03bbce1)",
         ),
+        WeightSpec(
+            name="fan2d",
+            filename="2DFAN4-11f355bf06.pth.tar",
+            urls=("https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",),
+            sha256="11f355bf0693120222f5955ce3f9dc8fb5763ebb30a47d7906e509490d32e4aa",
+            used_by="LMD and CSIM face landmarks (face-alignment's 2D FAN, 68 points)",
+            provenance="URL: face_alignment/api.py (models_urls['2DFAN-4'], face-alignment 1.5); SHA-256: "
+            "pinned by a project that verifies face-alignment's files, its first 10 digits are the file name's "
+            "suffix (torch.hub's convention)",
+        ),
+        WeightSpec(
+            name="arcface",
+            filename="w600k_r50.onnx",
+            urls=("https://huggingface.co/maze/faceX/resolve/main/w600k_r50.onnx",),
+            sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+            used_by="CSIM identity embeddings (insightface buffalo_l ArcFace R50, run with onnxruntime)",
+            provenance="file of insightface's buffalo_l.zip (github.com/deepinsight/insightface releases v0.7); "
+            "SHA-256: pinned by several independent projects; URL: a mirror a project downloads it from "
+            "(or unzip buffalo_l.zip into the weights directory)",
+        ),
     )
 }
 
@@ -292,6 +312,17 @@ def load_state(name: str, directory: str | os.PathLike[str] | None = None) -> di
         raise WeightsError(f"{status.path} is not the pinned {spec_for(name).filename} ({status.detail}); "
                            f"run `talkbench weights fetch {status.name}` to replace it")
     return load_state_file(status.path)
+
+
+def verified_path(name: str, directory: str | os.PathLike[str] | None = None) -> Path:
+    """The path of ``name``'s file once it matches every pinned hash (for files that are not state dicts)."""
+    status = verify(name, directory)
+    if status.state == "missing":
+        raise WeightsMissing(f"{status.path}: weights file not found; {status.detail}")
+    if status.state == "mismatch":
+        raise WeightsError(f"{status.path} is not the pinned {spec_for(name).filename} ({status.detail}); "
+                           f"run `talkbench weights fetch {status.name}` to replace it")
+    return status.path
 
 
 def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:

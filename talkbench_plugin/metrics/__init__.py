@@ -17,6 +17,7 @@ FIDELITY = ("psnr", "ssim")
 SYNC = ("lse_c", "lse_d", "av_offset")
 INCEPTION = ("fid", "inception_score")
 PERCEPTUAL = ("lpips",)  # frame-pair metrics with a network, whatever the convention (metrics.perceptual)
+FACE = ("lmd", "lmd_face", "csim")  # frame-pair metrics of the faces (metrics.face), options["face"]
 
 # (metric, convention) -> (module, class); modules are imported on first use
 _CLASSES = {
@@ -34,7 +35,7 @@ FAMILIES = {
     "fvd": ("fvd", "FvdMetric", ("fvd",)),
 }
 DEFAULT = (*FIDELITY, "cpbd", "fid", *SYNC)  # what a run computes unless told otherwise (pytest and CLI)
-KNOWN = FIDELITY + PERCEPTUAL + tuple(name for _, _, names in FAMILIES.values() for name in names)
+KNOWN = FIDELITY + PERCEPTUAL + FACE + tuple(name for _, _, names in FAMILIES.values() for name in names)
 IQA = "pyiqa"  # any other name is pyiqa's: FR ones are frame-pair metrics, NR ones the family "pyiqa:<name>"
 
 
@@ -60,13 +61,19 @@ def family_options(options: Mapping[str, Any], family: str) -> Any:
     return options.get(family, options.get(family.partition(":")[0]))
 
 
-def make_metric(name: str, convention: str = "ffmpeg", options: Mapping[str, Any] | None = None) -> Metric:
-    """A fresh metric object for one case. ``convention`` picks FFmpeg's YUV or scikit-image's RGB; other
-    names are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
+def make_metric(name: str, convention: str = "ffmpeg", options: Mapping[str, Any] | None = None,
+                case: Any = None) -> Metric:
+    """A fresh metric object for one case. ``convention`` picks FFmpeg's YUV or scikit-image's RGB; the
+    face metrics take ``options["face"]`` and the ``case`` (its files, its identity source); other names
+    are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
     if name == "lpips":  # talkbench's own, before pyiqa's metric of that name
         from .perceptual import LpipsMetric
 
         return LpipsMetric((options or {}).get("lpips"))
+    if name in FACE:
+        from .face import make_face_metric
+
+        return make_face_metric(name, case, (options or {}).get("face"))
     if (name, convention) in _CLASSES:
         module, cls = _CLASSES[name, convention]
         return getattr(importlib.import_module(f".{module}", __name__), cls)()

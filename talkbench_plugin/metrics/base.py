@@ -35,6 +35,7 @@ class FramePairs:
     ref: list[av.VideoFrame]
     gen: list[av.VideoFrame]
     times: list[float]  # seconds on the reference timeline
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # work several metrics use
 
     def __len__(self) -> int:
         return len(self.ref)
