@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing
@@ -54,11 +55,11 @@ def evaluate_case(
             "reference": {**ref.to_dict(), "sha256": file_sha256(ref.path)},
             "generated": {**gen.to_dict(), "sha256": file_sha256(gen.path)},
         }
-        pairs = {name: make_metric(name, convention, options, case) for name in metrics if family_of(name) is None}
+        pairs = _pair_metrics(metrics, convention, options, record, case)
         streams = _stream_metrics(metrics, CaseMedia(case, ref, gen, cache), options or {}, timer, record)
         failed: dict[str, str] = {}  # stream families that failed on a frame: family -> error
         progress("compare", 0, _expected_frames(case, ref))
-        alignment = _decode(case, ref, gen, pairs, streams, failed, timer, batch_size, progress)
+        alignment = _decode(case, ref, gen, pairs, streams, failed, timer, batch_size, progress, record)
         if alignment is not None:
             record["alignment"] = alignment.to_dict()
             if alignment.compared == 0:
@@ -66,20 +67,22 @@ def evaluate_case(
                                  f"{case.segment.to_dict()} (offset {case.offset} s)")
         for name, engine in pairs.items():
             progress(name, 0, None)
+            if name in record["metrics"]:  # failed on a batch
+                continue
             try:
                 with timer.stage(name):
                     value = engine.compute()
-            except TalkbenchError as exc:  # this metric's problem (e.g. a pyiqa model's), not the case's
-                record["metrics"][name] = {"value": None, "error": str(exc)}
-                continue
-            record["metrics"][name] = _entry(value, engine.unit, engine.higher_is_better, engine.protocol(),
-                                             timer.seconds[name])
+                record["metrics"][name] = _entry(value, engine.unit, engine.higher_is_better, engine.protocol(),
+                                                 timer.seconds[name])
+            except Exception as exc:  # noqa: BLE001 - this metric's problem (e.g. a pyiqa model's), not the case's
+                record["metrics"][name] = {"value": None, "error": metric_error(name, exc)}
         for family, engine in streams.items():
             progress(family, 0, None)
             if family in failed:
                 _family_error(family, metrics, failed[family], record)
             else:
                 _stream_results(family, engine, metrics, timer, record)
+        record["metrics"] = {name: record["metrics"][name] for name in metrics if name in record["metrics"]}
     except TalkbenchError as exc:
         record["error"] = str(exc)
     except av.FFmpegError as exc:
@@ -107,6 +110,27 @@ def case_record(case: Case, error: str | None = None) -> dict[str, Any]:
     }
 
 
+def metric_error(name: str, exc: BaseException) -> str:
+    """One line for a metric that could not be built or computed; the others of the case go on."""
+    if isinstance(exc, TalkbenchError):
+        return str(exc)
+    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return f"{name} could not be computed ({type(exc).__name__}: {reason})"
+
+
+def _pair_metrics(metrics: Sequence[str], convention: str, options: Mapping[str, Any] | None,
+                  record: dict[str, Any], case: Case) -> dict[str, Metric]:
+    """One frame-pair metric per name; one that cannot be built gets its error instead."""
+    pairs: dict[str, Metric] = {}
+    for name in metrics:
+        if family_of(name) is None:
+            try:
+                pairs[name] = make_metric(name, convention, options, case)
+            except Exception as exc:  # noqa: BLE001 - isolated: the case's other metrics go on
+                record["metrics"][name] = {"value": None, "error": metric_error(name, exc)}
+    return pairs
+
+
 def _stream_metrics(metrics: Sequence[str], media: CaseMedia, options: Mapping[str, Any], timer: StageTimer,
                     record: dict[str, Any]) -> dict[str, StreamMetric]:
     """One stream metric per family asked for; a family that cannot start (weights, settings) gets its
@@ -119,14 +143,14 @@ def _stream_metrics(metrics: Sequence[str], media: CaseMedia, options: Mapping[s
         try:
             with timer.stage(family):
                 streams[family] = make_stream_metric(family, media, family_options(options, family))
-        except TalkbenchError as exc:
-            _family_error(family, metrics, str(exc), record)
+        except Exception as exc:  # noqa: BLE001 - isolated: the case's other metrics go on
+            _family_error(family, metrics, metric_error(family, exc), record)
     return streams
 
 
 def _decode(case: Case, ref: VideoInfo, gen: VideoInfo, pairs: Mapping[str, Metric],
             streams: Mapping[str, StreamMetric], failed: dict[str, str], timer: StageTimer,
-            batch_size: int, progress: ProgressFn) -> Alignment | None:
+            batch_size: int, progress: ProgressFn, record: dict[str, Any]) -> Alignment | None:
     """One decode of each video that some metric needs: aligned pairs for the frame-pair metrics, each
     side's own frames for the stream metrics (also past what the pairs needed). The alignment, if any;
     stream families that fail on a frame go into ``failed`` and are fed no more."""
@@ -147,8 +171,13 @@ def _decode(case: Case, ref: VideoInfo, gen: VideoInfo, pairs: Mapping[str, Metr
             total = _expected_frames(case, ref)
             for batch in timer.timed_iter("align", batches):
                 for name, engine in pairs.items():
-                    with timer.stage(name):
-                        engine.update(batch)
+                    if name in record["metrics"]:
+                        continue
+                    try:
+                        with timer.stage(name):
+                            engine.update(batch)
+                    except Exception as exc:  # noqa: BLE001 - isolated: the case's other metrics go on
+                        record["metrics"][name] = {"value": None, "error": metric_error(name, exc)}
                 progress("compare", alignment.compared, total)
         for side, items in frames.items():
             while consumers[side] and next(items, None) is not None:
@@ -179,8 +208,8 @@ def _tap(side: str, frames: Iterator[tuple[float, av.VideoFrame]], consumers: di
             try:
                 with timer.stage(family):
                     wanted = metric.update_frame(side, t, frame)
-            except TalkbenchError as exc:
-                failed[family], wanted = str(exc), False
+            except Exception as exc:  # noqa: BLE001 - isolated: the case's other metrics go on
+                failed[family], wanted = metric_error(family, exc), False
             if not wanted:
                 del consumers[family]
         yield t, frame
@@ -191,8 +220,8 @@ def _stream_results(family: str, engine: StreamMetric, metrics: Sequence[str], t
     try:
         with timer.stage(family):
             values = engine.compute()
-    except TalkbenchError as exc:
-        _family_error(family, metrics, str(exc), record)
+    except Exception as exc:  # noqa: BLE001 - isolated: the case's other metrics go on
+        _family_error(family, metrics, metric_error(family, exc), record)
         return
     for stage, seconds in engine.timings.items():  # the family's own sub-stages, out of its time
         timer.seconds[f"{family}: {stage}"] = seconds
@@ -201,7 +230,10 @@ def _stream_results(family: str, engine: StreamMetric, metrics: Sequence[str], t
     for name in metrics:
         if name in values:
             unit, higher = engine.kinds[name]
-            record["metrics"][name] = _entry(values[name], unit, higher, engine.protocol(), spent)
+            try:
+                record["metrics"][name] = _entry(values[name], unit, higher, engine.protocol(), spent)
+            except TalkbenchError as exc:
+                record["metrics"][name] = {"value": None, "error": str(exc)}
 
 
 def _family_error(family: str, metrics: Sequence[str], error: str, record: dict[str, Any]) -> None:
@@ -212,6 +244,10 @@ def _family_error(family: str, metrics: Sequence[str], error: str, record: dict[
 
 def _entry(value: Any, unit: str, higher_is_better: bool | None, protocol: dict[str, Any],
            seconds: float) -> dict[str, Any]:
+    """A metric's record entry; a NaN summary is an error, never a value (every bound would pass it)."""
+    if math.isnan(float(value.value)):
+        raise TalkbenchError(f"{protocol.get('filter') or protocol.get('function') or 'the metric'} gave NaN: "
+                             "the frames are too small or too few for it (see the metric's protocol)")
     return {
         "value": float(value.value),
         "unit": unit,

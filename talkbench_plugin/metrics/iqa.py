@@ -81,7 +81,7 @@ def model(name: str, options: IqaOptions) -> torch.nn.Module:
         def refuse(url: str, dst: str, *args: Any, **kwargs: Any) -> None:
             raise IqaWeightsMissing(name, url, Path(dst))
 
-        safe_load = functools.partial(torch.load, weights_only=True)
+        safe_load = functools.partial(_safe_load, name, torch.load)
         with contextlib.ExitStack() as stack:
             stack.enter_context(mock.patch.object(download_util, "DEFAULT_CACHE_DIR", str(root)))
             stack.enter_context(mock.patch.object(download_util, "download_url_to_file", refuse))
@@ -97,6 +97,17 @@ def model(name: str, options: IqaOptions) -> torch.nn.Module:
                 reason = " ".join(str(exc).split())[:300] or type(exc).__name__
                 raise TalkbenchError(f"pyiqa {name}: cannot be built here ({reason})") from None
     return _MODELS[key]
+
+
+def _safe_load(metric: str, load: Any, file: Any, *args: Any, **kwargs: Any) -> Any:
+    """``torch.load(weights_only=True)`` of a pyiqa/torchvision file; one that is not plain tensors (a
+    pickle that would run code) or is damaged is refused naming the file."""
+    try:
+        return load(file, *args, weights_only=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - torch's pickle and zip errors, named for the user
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise TalkbenchError(f"pyiqa {metric}: {file} refused: not a plain weights file ({first[:200]}); delete "
+                             f"it and put the official file there") from None
 
 
 def _scores(name: str, net: torch.nn.Module, device: str, *frames: np.ndarray) -> list[float]:

@@ -11,6 +11,7 @@ import numpy as np
 import skimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.metrics.base import FramePairs, Metric, MetricValue
 from talkbench_plugin.metrics.psnr import PEAK, psnr_from_mse
 
@@ -85,14 +86,20 @@ class SkimageSSIM(Metric):
     def update(self, pairs: FramePairs) -> None:
         if not len(pairs):
             return
-        self._values.extend(
-            float(
-                structural_similarity(
-                    a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
+        try:
+            self._values.extend(
+                float(
+                    structural_similarity(
+                        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255,
+                        channel_axis=-1
+                    )
                 )
+                for a, b in zip(pairs.ref_rgb, pairs.gen_rgb, strict=True)
             )
-            for a, b in zip(pairs.ref_rgb, pairs.gen_rgb, strict=True)
-        )
+        except ValueError as exc:  # frames smaller than its window
+            height, width = pairs.ref_rgb.shape[1:3]
+            raise TalkbenchError(f"SSIM (skimage) cannot be computed on {width}x{height} frames: "
+                                 f"{str(exc).split('. ')[0]}") from None
 
     def compute(self) -> MetricValue:
         if not self._values:

@@ -8,9 +8,11 @@ from typing import Any
 import av
 import numpy as np
 
+from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.metrics.base import FramePairs, Metric, MetricValue
 from talkbench_plugin.metrics.lavfi import PairFilter
 
+WINDOW = 8  # vf_ssim's block size: smaller planes give NaN (4x4) or 0 (1x1), not an SSIM
 _LIBAVFILTER = ".".join(map(str, av.library_versions["libavfilter"]))
 
 
@@ -52,6 +54,7 @@ class FFmpegSSIM(Metric):
     def update(self, pairs: FramePairs) -> None:
         for ref, gen in zip(pairs.ref, pairs.gen, strict=True):
             if self._filter is None:
+                _require_window(ref)
                 self._filter = PairFilter("ssim", ref)
                 self._pix_fmt = ref.format.name
             self._add(self._filter.push(ref, gen))
@@ -74,3 +77,12 @@ class FFmpegSSIM(Metric):
         details["db"] = -10 * math.log10(1 - value) if value < 1 else math.inf  # ffmpeg's "All: x (dB)"
         details.update(min=min(self._all), max=max(self._all), frames=len(self._all))
         return MetricValue(value, list(self._all), details)
+
+
+def _require_window(frame: av.VideoFrame) -> None:
+    """FFmpeg's ssim filter on planes smaller than its window gives NaN (4x4) or 0 (1x1): refuse them."""
+    small = [f"{p.width}x{p.height}" for p in frame.planes if min(p.width, p.height) < WINDOW]
+    if small:
+        raise TalkbenchError(f"SSIM cannot be computed on {frame.width}x{frame.height} {frame.format.name} "
+                             f"frames: FFmpeg's ssim filter needs every plane at least {WINDOW}x{WINDOW} "
+                             f"(its window), this one has {', '.join(small)} planes")

@@ -1,0 +1,58 @@
+"""One metric's failure is that metric's error: the case's other metrics keep their numbers (issue 16.9), and a
+NaN is never a value (16.3); a weights file that is not plain tensors is refused naming the file (16.12)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from videos import moving_frames, write_video
+
+from talkbench_plugin.engine import evaluate_case
+from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
+from talkbench_plugin.metrics.iqa import IqaOptions
+
+ALEXNET = Path("pyiqa") / "torch" / "checkpoints" / "alexnet-owt-7be5be79.pth"  # torchvision's name for lpips
+
+
+class Payload:
+    def __reduce__(self):  # what a malicious checkpoint holds: code run on unpickling
+        return (print, ("code ran",))
+
+
+def evaluate(tmp_path: Path, weights: Path, metrics: list[str]) -> dict:
+    ref = write_video(tmp_path / "ref.mp4", moving_frames(6, 64, 48, seed=1), 25)
+    gen = write_video(tmp_path / "gen.mp4", moving_frames(6, 64, 48, seed=2), 25, options={"crf": "20"})
+    case = Case(Speaker("s", "en", ref), Pipeline("P", "dubbing", "x"), gen, Segment())
+    return evaluate_case(case, metrics, tmp_path / "cache", options={"pyiqa": IqaOptions(weights=str(weights))})
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("content", [b"not a checkpoint at all", pickle.dumps(Payload())], ids=["broken", "pickle"])
+def test_a_bad_lpips_weights_file_leaves_psnr_and_ssim(tmp_path: Path, content: bytes, capsys) -> None:
+    weights = tmp_path / "weights"
+    (weights / ALEXNET).parent.mkdir(parents=True)
+    (weights / ALEXNET).write_bytes(content)
+    record = evaluate(tmp_path, weights, ["psnr", "lpips", "ssim"])
+    assert record["error"] is None
+    assert list(record["metrics"]) == ["psnr", "lpips", "ssim"]
+    assert record["metrics"]["psnr"]["value"] > 10 and 0 < record["metrics"]["ssim"]["value"] < 1
+    error = record["metrics"]["lpips"]["error"]
+    assert record["metrics"]["lpips"]["value"] is None
+    assert f"{weights / ALEXNET} refused: not a plain weights file" in error and "\n" not in error
+    assert "code ran" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", [4, 2, 1])
+@pytest.mark.parametrize("convention", ["ffmpeg", "skimage"])
+def test_tiny_frames_make_ssim_an_error_never_nan_or_zero(tmp_path: Path, size: int, convention: str) -> None:
+    """Two identical 4x4/2x2/1x1 videos: FFmpeg's ssim gives NaN (4x4) or 0 (1x1), skimage raises ValueError."""
+    video = write_video(tmp_path / "tiny.mkv", moving_frames(3, size, size), 25, codec="ffv1", pix_fmt="yuv444p")
+    case = Case(Speaker("s", "en", video), Pipeline("P", "dubbing", "x"), video, Segment())
+    record = evaluate_case(case, ["psnr", "ssim"], tmp_path / "cache", convention=convention)
+    assert record["error"] is None
+    assert record["metrics"]["psnr"]["value"] == float("inf")  # identical: what ffmpeg's psnr says too
+    assert record["metrics"]["ssim"]["value"] is None
+    assert record["metrics"]["ssim"]["error"].startswith(f"SSIM {'(skimage) ' * (convention == 'skimage')}"
+                                                         f"cannot be computed on {size}x{size}")
