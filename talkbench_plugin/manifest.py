@@ -107,24 +107,50 @@ class Dataset:
     description: str = ""
 
     def cases(self) -> list[Case]:
-        """All cases, speaker-major in manifest order; pipelines only for the speakers they name."""
-        return [
+        """All cases, speaker-major in manifest order; pipelines only for the speakers they name.
+
+        Raises ManifestError for two cases with one id, and for an output path that leaves the root.
+        """
+        cases = [
             self._case(speaker, pipeline)
             for speaker in self.speakers.values()
             for pipeline in self.pipelines.values()
             if pipeline.speakers is None or speaker.id in pipeline.speakers
         ]
+        _refuse_colliding_ids(self.manifest, cases)
+        return cases
 
     def _case(self, speaker: Speaker, pipeline: Pipeline) -> Case:
-        rel = pipeline.outputs and pipeline.outputs.format(
-            speaker=speaker.id, pipeline=pipeline.name, language=speaker.language
-        )
+        rel = pipeline.outputs and _expand_output(self.manifest, self.root, pipeline, speaker)
         segment = speaker.segment
         offset = 0.0
         if pipeline.evaluate is not None:
             segment = _intersect(segment, pipeline.evaluate)
             offset = pipeline.evaluate.start
         return Case(speaker, pipeline, self.root / rel if rel else None, segment, offset)
+
+
+def _expand_output(manifest: Path, root: Path, pipeline: Pipeline, speaker: Speaker) -> str:
+    """A pipeline's outputs pattern for one speaker; the path it names must stay inside ``root``
+    (a speaker id or language of ``..`` or with a slash would lead elsewhere)."""
+    rel = pipeline.outputs.format(speaker=speaker.id, pipeline=pipeline.name, language=speaker.language)
+    full = (root / rel).resolve()
+    if Path(rel).is_absolute() or not full.is_relative_to(root.resolve()):
+        raise ManifestError(f"{manifest}: pipelines.{pipeline.name}.outputs: {rel!r} (for speaker {speaker.id!r}) "
+                            f"escapes the dataset root {root}; use plain speaker ids and languages")
+    return rel
+
+
+def _refuse_colliding_ids(manifest: Path, cases: list[Case]) -> None:
+    """Case ids are ``<speaker>-<pipeline>``: speaker ``a`` + pipeline ``x-P`` and speaker ``a-x`` +
+    pipeline ``P`` would share one record, so such a pair is refused."""
+    seen: dict[str, Case] = {}
+    for case in cases:
+        other = seen.setdefault(case.id, case)
+        if other is not case:
+            raise ManifestError(f"{manifest}: case id {case.id!r} is both speaker {other.speaker.id!r} x pipeline "
+                                f"{other.pipeline.name!r} and speaker {case.speaker.id!r} x pipeline "
+                                f"{case.pipeline.name!r}; rename one so that their ids differ")
 
 
 def _intersect(a: Segment, b: Segment) -> Segment:
@@ -289,8 +315,8 @@ class _Loader:
                 raise self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
     def ident(self, key: str, value: str) -> None:
-        if not _ID.match(value):
-            raise self.fail(key, "ids may hold letters, digits and _ . + - only")
+        if not _ID.match(value) or value.startswith("."):
+            raise self.fail(key, "ids may hold letters, digits and _ . + - only, and may not start with a dot")
 
     def inside(self, key: str, rel: str) -> Path:
         full = (self.root / rel).resolve()
