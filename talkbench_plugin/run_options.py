@@ -6,8 +6,25 @@ that need them, so building every family's options imports no torch, pyiqa or sy
 
 from __future__ import annotations
 
+import argparse
+import re
 from collections.abc import Callable
 from typing import Any
+
+
+def _positive(text: str) -> int:
+    """An option value of 1 or more (argparse's ``type``: a bad one is refused when options are parsed)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return int(text)
+
+
+def _sampling(text: str) -> str:
+    """``every``, ``stride=K`` (K >= 1) or ``count=N`` (N >= 2), checked when options are parsed."""
+    if not re.fullmatch(r"every|stride=[1-9]\d*|count=(?:[2-9]|[1-9]\d+)", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use every, stride=K (K >= 1) or count=N (N >= 2)")
+    return text
+
 
 # option name -> keyword arguments of argparse's add_argument (and pytest's addoption)
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -17,13 +34,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "sync-detector": {"choices": ("s3fd", "none"), "default": "s3fd",
                       "help": "S3FD face tracks as syncnet-python makes them, or none for videos that are face "
                               "crops already (default: %(default)s)"},
-    "sync-detect-every": {"metavar": "K", "type": int, "default": 1,
+    "sync-detect-every": {"metavar": "K", "type": _positive, "default": 1,
                           "help": "run the face detector on every K-th frame and interpolate the boxes between; "
                                   "1 is reference-exact (default: %(default)s)"},
     "sync-combine": {"choices": ("best", "longest", "mean", "single"), "default": "best",
                      "help": "how several face tracks make one score: best (syncnet-python), longest, mean "
                              "(frame-weighted) or single (several faces are an error) (default: %(default)s)"},
-    "fid-sampling": {"metavar": "every|stride=K|count=N", "default": "every",
+    "fid-sampling": {"metavar": "every|stride=K|count=N", "type": _sampling, "default": "every",
                      "help": "frames of each video's evaluated segment that FID and the Inception Score use: "
                              "every frame, every K-th, or N evenly spaced (default: %(default)s)"},
     "cpbd-sampling": {"metavar": "every|stride=K", "default": "every",
