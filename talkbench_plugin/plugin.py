@@ -493,7 +493,7 @@ class ControllerReporter:
             if report.failed:
                 # the file the test was collected from (a re-exported test's code lives in the package)
                 self.failures.append((report.nodeid.split("::", 1)[0], payload["metric"], report.longreprtext))
-        if report.when == "teardown":
+        if report.when in ("teardown", "???"):  # "???": xdist's report for a test whose worker crashed
             self.collector.finish(report.nodeid)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
