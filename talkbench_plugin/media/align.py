@@ -20,6 +20,8 @@ PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 RESIZE = "bicubic"  # swscale's bicubic through libavfilter's scale filter, as ffmpeg-quality-metrics' scale2ref
 _EPS = 1e-4  # seconds: slack when counting frames at a video's end (pairing itself is exact, see sync_time_base)
 _AV_TIME_BASE = 1_000_000
+# display-matrix rotation (degrees counter-clockwise) -> the filters FFmpeg's autorotate inserts
+_TURNS = {0: [], 90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Alignment:
     size: tuple[int, int] = (0, 0)
     time_base: str = ""  # the common time base timestamps were compared in (FFmpeg's framesync)
     warnings: list[str] = field(default_factory=list)
+    conversions: list[str] = field(default_factory=list)  # display-matrix turns, colour-range conversions
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -67,16 +70,18 @@ def aligned_batches(
     frames go by. Nothing is held beyond one batch.
     """
     fmt = target_format(ref)
+    width, height = displayed_size(ref)
     alignment.pix_fmt = fmt
-    alignment.size = (ref.width, ref.height)
-    alignment.resized = (gen.width, gen.height) != (ref.width, ref.height)
+    alignment.size = (width, height)
+    alignment.resized = displayed_size(gen) != (width, height)
+    _note_conversions(alignment, ref, gen)
     gen_period = 1.0 / gen.fps if gen.fps > 0 else 0.0
     current: tuple[float, av.VideoFrame] | None = None
     current_uses = 0
     batch = FramePairs([], [], [])
     last_t = 0.0
 
-    convert = Scaler(ref.width, ref.height, fmt)
+    convert = Scaler(width, height, fmt, ref.colour_range)
 
     ref_frames = _watch_rate(ref_frames, ref, alignment)
     gen_frames = _watch_rate(gen_frames, gen, alignment)
@@ -147,6 +152,25 @@ def _round(x: Fraction) -> int:
     return n if x >= 0 else -n
 
 
+def displayed_size(info: VideoInfo) -> tuple[int, int]:
+    """Width and height as shown: a display matrix turning it by 90 or 270 degrees swaps them."""
+    return (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
+
+
+def _note_conversions(alignment: Alignment, ref: VideoInfo, gen: VideoInfo) -> None:
+    """Record what the Scaler does beyond resizing, and warn of colour matrices that differ."""
+    for side, info in (("reference", ref), ("generated", gen)):
+        if info.rotation:
+            alignment.conversions.append(f"{side}: turned {info.rotation} degrees counter-clockwise as its display "
+                                         "matrix says (FFmpeg's autorotate)")
+    if ref.colour_range and gen.colour_range and ref.colour_range != gen.colour_range:
+        alignment.conversions.append(f"generated: {gen.colour_range}-range YUV converted to {ref.colour_range} "
+                                     "range (the reference's)")
+    if ref.colour_matrix and gen.colour_matrix and ref.colour_matrix != gen.colour_matrix:
+        alignment.warnings.append(f"colour matrices differ ({gen.colour_matrix} generated vs {ref.colour_matrix} "
+                                  "reference): YUV planes compared as they are, not converted")
+
+
 def _watch_rate(
     frames: Iterator[tuple[float, av.VideoFrame]], info: VideoInfo, alignment: Alignment
 ) -> Iterator[tuple[float, av.VideoFrame]]:
@@ -191,32 +215,39 @@ class Scaler:
     One single-threaded graph per input geometry.
     """
 
-    def __init__(self, width: int, height: int, fmt: str) -> None:
+    def __init__(self, width: int, height: int, fmt: str, colour_range: str = "") -> None:
         self.target = (width, height, fmt)
-        self._graphs: dict[tuple[int, int, str], tuple[av.filter.Graph, Any, Any]] = {}  # per input geometry
+        self.range = colour_range  # the reference's: other YUV ranges are converted to it
+        self._graphs: dict[tuple[Any, ...], tuple[av.filter.Graph, Any, Any]] = {}  # per input geometry
 
-    def _build(self, frame: av.VideoFrame) -> tuple[av.filter.Graph, Any, Any]:
+    def _build(self, frame: av.VideoFrame, rotation: int, in_range: str) -> tuple[av.filter.Graph, Any, Any]:
         width, height, fmt = self.target
         graph = av.filter.Graph()
         graph.threads = 1
         src = graph.add_buffer(
             width=frame.width, height=frame.height, format=frame.format, time_base=frame.time_base or Fraction(1, 25)
         )
-        scale = graph.add("scale", f"{width}:{height}:flags={RESIZE}")
-        convert = graph.add("format", fmt)
-        sink = graph.add("buffersink")
-        src.link_to(scale)
-        scale.link_to(convert)
-        convert.link_to(sink)
+        chain = [graph.add(*step) for step in _TURNS[rotation]]  # as FFmpeg's autorotate inserts them
+        ranges = f":in_range={in_range}:out_range={self.range}" if in_range and self.range and in_range != self.range \
+            else ""
+        chain += [graph.add("scale", f"{width}:{height}:flags={RESIZE}{ranges}"), graph.add("format", fmt),
+                  graph.add("buffersink")]
+        for a, b in zip([src, *chain], chain):
+            a.link_to(b)
         graph.configure()
-        return graph, src, sink
+        return graph, src, chain[-1]
 
     def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
-        key = (frame.width, frame.height, frame.format.name)
-        if key == self.target:
+        from .video import colour_range
+
+        rotation = round(frame.rotation or 0) % 360
+        rotation = rotation if rotation in _TURNS else 0
+        in_range = colour_range(frame)
+        key = (frame.width, frame.height, frame.format.name, rotation, in_range)
+        if key[:3] == self.target and not rotation and in_range in ("", self.range):
             return frame
         if key not in self._graphs:
-            self._graphs[key] = self._build(frame)
+            self._graphs[key] = self._build(frame, rotation, in_range)
         _, src, sink = self._graphs[key]
         src.push(frame)
         return sink.pull()

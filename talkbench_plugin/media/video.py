@@ -14,6 +14,8 @@ import av
 from ..errors import MediaError
 
 _STILL_FORMATS = {"png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "image2", "gif"}
+# AVColorSpace -> the YUV matrix it names (BT470BG and SMPTE170M are both BT.601's); unspecified is left out
+_MATRICES = {1: "bt709", 5: "bt601", 6: "bt601", 7: "smpte240m", 9: "bt2020", 10: "bt2020"}
 _HINT = "re-export it as a video (e.g. H.264 in MP4) and check that it plays"
 
 
@@ -30,6 +32,9 @@ class VideoInfo:
     frames: int | None  # frame count declared by the header, if any
     codec: str
     has_audio: bool
+    rotation: int = 0  # display matrix: degrees counter-clockwise (0, 90, 180, 270) that a player turns it
+    colour_range: str = ""  # "limited", "full", or "" (not YUV)
+    colour_matrix: str = ""  # e.g. "BT709", "" when unspecified
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +67,9 @@ def probe(path: str | Path) -> VideoInfo:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / av.time_base
+        rotation, colour_range, matrix = _first_frame_facts(container, stream)
         return VideoInfo(
+            rotation=rotation, colour_range=colour_range, colour_matrix=matrix,
             path=str(path),
             width=stream.codec_context.width,
             height=stream.codec_context.height,
@@ -73,6 +80,28 @@ def probe(path: str | Path) -> VideoInfo:
             codec=stream.codec_context.name,
             has_audio=bool(container.streams.audio),
         )
+
+
+def colour_range(frame: av.VideoFrame) -> str:
+    """"full" or "limited" for a YUV or gray frame (yuvj formats and JPEG range are full), else ""."""
+    name = frame.format.name
+    if name.startswith("yuvj") or (frame.color_range == 2 and (name.startswith(("yuv", "gray", "nv")))):
+        return "full"
+    return "limited" if name.startswith(("yuv", "gray", "nv")) else ""
+
+
+def _first_frame_facts(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[int, str, str]:
+    """The rotation of the display matrix, the colour range and the colour matrix, read off the first
+    frame (PyAV exposes the display matrix on frames only); zeros when it does not decode here."""
+    try:
+        frame = next(container.decode(stream), None)
+    except av.FFmpegError:
+        frame = None
+    if frame is None:
+        return 0, "", ""
+    rotation = round(frame.rotation or 0) % 360
+    matrix = _MATRICES.get(int(frame.colorspace or 2), "")
+    return (rotation if rotation in (90, 180, 270) else 0), colour_range(frame), matrix
 
 
 def iter_frames(path: str | Path, info: VideoInfo | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
