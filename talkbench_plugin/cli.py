@@ -160,7 +160,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .fid.groups import add_pooled_fid
     from .progress import ConsoleProgress
     from .reporting.leaderboard import boards
-    from .reports import errors, per_language, per_video, run_info, write_reports
+    from .reports import alignment_notes, errors, per_language, per_video, run_info, write_reports
     from .run_options import family_options
     from .weights import weights_dir
 
@@ -201,6 +201,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                                                                      boards(records)), sep="\n\n")
     for problem in errors(records):
         print(f"error: {problem}", file=sys.stderr)
+    for note in alignment_notes(records):
+        print(f"warning: {note}", file=sys.stderr)
     if args.report:
         info = run_info({"dataset": dataset.name, "metrics": metrics, "convention": args.convention,
                          "sync": options["sync"].to_dict(), "inception": options["fid"].to_dict()})

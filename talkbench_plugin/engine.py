@@ -65,6 +65,7 @@ def evaluate_case(
             if alignment.compared == 0:
                 raise MediaError(case.generated, f"no frame overlaps the reference's evaluated segment "
                                  f"{case.segment.to_dict()} (offset {case.offset} s)")
+            _require_coverage(case, alignment)
         for name, engine in pairs.items():
             progress(name, 0, None)
             if name in record["metrics"]:  # failed on a batch
@@ -108,6 +109,17 @@ def case_record(case: Case, error: str | None = None) -> dict[str, Any]:
         "metrics": {},
         "error": error,
     }
+
+
+def _require_coverage(case: Case, alignment: Alignment) -> None:
+    """A generated video that shows too little of the evaluated segment fails its case: its metrics would
+    describe a fraction of the clip (``pipelines.<name>.min_coverage``, default manifest.MIN_COVERAGE)."""
+    total = alignment.compared + alignment.unmatched
+    if total and alignment.compared < case.pipeline.min_coverage * total:
+        raise MediaError(case.generated, f"covers only {alignment.compared} of {total} reference frames of the "
+                         f"evaluated segment ({alignment.compared / total:.0%}), below the pipeline's minimum of "
+                         f"{case.pipeline.min_coverage:.0%}; regenerate it for the whole segment, or set "
+                         f"pipelines.{case.pipeline.name}.min_coverage in the manifest")
 
 
 def metric_error(name: str, exc: BaseException) -> str:

@@ -22,7 +22,10 @@ TRAIN_PLACEHOLDERS = PLACEHOLDERS | {"reference", "audio", "image", "workdir", "
 _ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _SPEAKER_KEYS = {"language", "reference", "audio", "image", "segment"}
 _PIPELINE_KEYS = {"mode", "outputs", "speakers", "train", "evaluate", "command", "cwd", "env", "timeout",
-                  "output_glob", "train_command", "train_timeout", "resources"}
+                  "output_glob", "train_command", "train_timeout", "resources", "min_coverage"}
+# A case fails when the generated video shows fewer than this fraction of the evaluated reference frames
+# (``pipelines.<name>.min_coverage`` overrides it per pipeline; 0 turns the rule off).
+MIN_COVERAGE = 0.5
 _SEGMENT_KEYS = {"start", "end"}
 
 
@@ -80,6 +83,7 @@ class Pipeline:
     command: Command | None = None
     train_command: Command | None = None  # person-specific: run once per speaker before ``command``
     resources: tuple[tuple[str, float], ...] = ()  # what one case asks of a Ray cluster (execution/)
+    min_coverage: float = MIN_COVERAGE  # fraction of the evaluated reference frames the output must show
 
 
 @dataclass(frozen=True)
@@ -261,7 +265,8 @@ class _Loader:
                     if speakers[sid].image is None:
                         raise self.fail(f"{key}.{k}", f"uses {{image}} but speakers.{sid} has no image")
         resources = self.resources(f"{key}.resources", t["resources"]) if "resources" in t else ()
-        return Pipeline(name, mode, outputs, subset, train, evaluate, command, train_command, resources)
+        return Pipeline(name, mode, outputs, subset, train, evaluate, command, train_command, resources,
+                        min_coverage=self.coverage(f"{key}.min_coverage", t.get("min_coverage", MIN_COVERAGE)))
 
     def resources(self, key: str, value: Any) -> tuple[tuple[str, float], ...]:
         """A case's Ray resources: num_cpus, num_gpus, memory (bytes) or a custom resource, each a number >= 0."""
@@ -271,6 +276,11 @@ class _Loader:
                 raise self.fail(f"{key}.{name}", "must be a number >= 0 (num_cpus, num_gpus, memory in bytes, "
                                                  "or a custom resource of your Ray nodes)")
         return tuple(sorted((name, float(amount)) for name, amount in table.items()))
+
+    def coverage(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise self.fail(key, f"must be a fraction from 0 to 1 (default {MIN_COVERAGE}), not {value!r}")
+        return float(value)
 
     def command(self, key: str, t: dict[str, Any], name: str, timeout_key: str, known: set[str]) -> Command:
         template = self.string(f"{key}.{name}", t[name])

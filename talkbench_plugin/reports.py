@@ -140,6 +140,11 @@ def runtime(records: Sequence[dict[str, Any]]) -> Table:
     return Table(title, ["stage", "seconds", "%"], rows)
 
 
+def alignment_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each case's alignment warnings (short coverage, frame rates, colour matrices), case first."""
+    return [f"{r['case']}: {w}" for r in records for w in r.get("alignment", {}).get("warnings", [])]
+
+
 def errors(records: Sequence[dict[str, Any]]) -> list[str]:
     """Each case's problem, or each problem one of its metrics had, once per message."""
     found: list[str] = []
@@ -202,7 +207,7 @@ def markdown(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     problems = errors(records)
     if problems:
         parts += ["### Errors", "", *(f"- {p}" for p in problems), ""]
-    warnings = [f"{r['case']}: {w}" for r in records for w in r.get("alignment", {}).get("warnings", [])]
+    warnings = alignment_notes(records)
     if warnings:
         parts += ["### Alignment notes", "", *(f"- {w}" for w in warnings), ""]
     return "\n".join(parts)

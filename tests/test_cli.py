@@ -93,5 +93,7 @@ def test_evaluate_takes_the_sync_options(tmp_path: Path, sync_weights: Path,
     assert record["metrics"]["lse_c"]["protocol"]["settings"] == {"audio": "own", "detector": "none",
                                                                 "detect_every": 1, "combine": "mean"}
     assert "LSE_C" in capsys.readouterr().out
-    assert main([*args, "--sync-detect-every", "0"]) == 2
-    assert capsys.readouterr().err == "talkbench: lip sync detect_every must be at least 1, not 0\n"
+    with pytest.raises(SystemExit) as exit_:  # refused when the options are parsed
+        main([*args, "--sync-detect-every", "0"])
+    assert exit_.value.code == 2
+    assert "argument --sync-detect-every: '0': expected a whole number >= 1" in capsys.readouterr().err
