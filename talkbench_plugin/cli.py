@@ -160,7 +160,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .fid.groups import add_pooled_fid
     from .progress import ConsoleProgress
     from .reporting.leaderboard import boards
-    from .reports import alignment_notes, errors, per_language, per_video, run_info, write_reports
+    from .reports import errors, notes, per_language, per_video, run_info, write_reports
     from .run_options import family_options
     from .weights import weights_dir
 
@@ -201,7 +201,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                                                                      boards(records)), sep="\n\n")
     for problem in errors(records):
         print(f"error: {problem}", file=sys.stderr)
-    for note in alignment_notes(records):
+    for note in notes(records):
         print(f"warning: {note}", file=sys.stderr)
     if args.report:
         info = run_info({"dataset": dataset.name, "metrics": metrics, "convention": args.convention,

@@ -563,7 +563,7 @@ class ControllerReporter:
         weights = self.state.missing_weights(self.weights_skipped) if self.weights_skipped else None
         if not self.collector.records and not self.missing and not weights:
             return
-        from .reports import alignment_notes, errors, per_language, per_video, runtime
+        from .reports import errors, notes, per_language, per_video, runtime
 
         tr = terminalreporter
         records = self.collector.ordered()
@@ -581,7 +581,7 @@ class ControllerReporter:
             tr.write_line(runtime(records).text())
         for problem in errors(records):
             tr.write_line(f"error: {problem}", red=True)
-        for note in alignment_notes(records):
+        for note in notes(records):
             tr.write_line(f"warning: {note}", yellow=True)
         for nodeid in self.missing:
             tr.write_line(f"missing result: {nodeid} produced no report", red=True)

@@ -140,9 +140,14 @@ def runtime(records: Sequence[dict[str, Any]]) -> Table:
     return Table(title, ["stage", "seconds", "%"], rows)
 
 
-def alignment_notes(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Each case's alignment warnings (short coverage, frame rates, colour matrices), case first."""
-    return [f"{r['case']}: {w}" for r in records for w in r.get("alignment", {}).get("warnings", [])]
+def notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Each case's warnings, case first: the alignment's (short coverage, frame rates, colour matrices),
+    then its metrics' (e.g. an AV offset at the search limit), once per message."""
+    found = []
+    for r in records:
+        metrics = [w for m in r.get("metrics", {}).values() for w in (m.get("details") or {}).get("warnings", [])]
+        found += [f"{r['case']}: {w}" for w in dict.fromkeys([*r.get("alignment", {}).get("warnings", []), *metrics])]
+    return found
 
 
 def errors(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -207,7 +212,7 @@ def markdown(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     problems = errors(records)
     if problems:
         parts += ["### Errors", "", *(f"- {p}" for p in problems), ""]
-    warnings = alignment_notes(records)
+    warnings = notes(records)
     if warnings:
         parts += ["### Alignment notes", "", *(f"- {w}" for w in warnings), ""]
     return "\n".join(parts)

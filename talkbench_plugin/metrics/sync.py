@@ -26,13 +26,14 @@ from ..options.sync import SyncOptions
 from ..sync import detections
 from ..sync import model as sync_model
 from ..sync.faces import Detector, FaceSettings, S3FDDetector
-from ..sync.score import FPS, SAMPLE_RATE
+from ..sync.score import FPS, SAMPLE_RATE, WINDOW
 from ..sync.video import VideoSyncScorer
 from ..timing import StageTimer
 from .base import CaseMedia, MetricValue, StreamMetric
 
 NAMES = ("lse_c", "lse_d", "av_offset")
 _BATCH = 32  # frames per detector / scorer update
+MIN_WINDOWS = 0.5  # fraction of the video's windows that the audio must cover: less is an error
 _NETS: dict[tuple[str, str, str], torch.nn.Module] = {}
 
 
@@ -68,6 +69,9 @@ class SyncNetMetric(StreamMetric):
         self._batch: list[np.ndarray] = []
         self._first_slot = 0
         self._done = False
+        self._taken = 0  # 25 fps frames of the evaluated segment
+        self._audio_path: Path | None = None
+        self._audio_frames = 0  # 25 fps frames' worth of audio from the first frame on
 
     def _face_detector(self) -> Detector:
         """This video's cached detections if there are some, else S3FD, recorded for the cache."""
@@ -109,21 +113,42 @@ class SyncNetMetric(StreamMetric):
         if self._record is not None:
             with self._timer.stage("cache"):
                 detections.save(*self._record, self._detector.inner.found)
+        self._require_audio()
         with self._timer.stage("scoring"):
             result = self._scorer.compute()
         self.timings = self._exclusive_timings()
         scored = [t for t in result.tracks if t.score is not None]
         rule = (lambda t: t.score.lse_c) if self.options.combine == "best" else (lambda t: t.track.frames)
         chosen = max(scored, key=rule)  # the track the offset and the confidence curve come from
+        windows, warnings = self._windows(chosen.score, result.offset)
         tracks = result.to_dict()["tracks"]
         curve = {"offsets": chosen.score.offsets, "distances": chosen.score.distances,
                  "frame_confidence": result.frame_confidence, "first_frame": self._first_slot,
-                 "tracks": tracks, "detections": self._detections_source()}
+                 "tracks": tracks, "detections": self._detections_source(), "windows": windows,
+                 "warnings": warnings}
         return {
             "lse_c": MetricValue(result.lse_c, list(result.frame_confidence), curve),
-            "lse_d": MetricValue(result.lse_d, [], {"tracks": len(tracks)}),
-            "av_offset": MetricValue(float(result.offset), [], {"sign": "positive: the video lags the audio"}),
+            "lse_d": MetricValue(result.lse_d, [], {"tracks": len(tracks), "windows": windows, "warnings": warnings}),
+            "av_offset": MetricValue(float(result.offset), [], {"sign": "positive: the video lags the audio",
+                                                                "windows": windows, "warnings": warnings}),
         }
+
+    def _require_audio(self) -> None:
+        """Audio covering too few of the video's windows is an error (its score would describe a sliver)."""
+        total = max(self._taken - WINDOW, 0)
+        audio_windows = max(self._audio_frames - WINDOW, 0)
+        if total and audio_windows < MIN_WINDOWS * total:
+            raise MediaError(self._audio_path, f"the audio ({self._audio_frames / FPS:.2f} s) covers only "
+                             f"{audio_windows} of the video's {total} {WINDOW}-frame windows in the evaluated "
+                             f"segment; lip sync needs at least {MIN_WINDOWS:.0%}: use the full-length audio track")
+
+    def _windows(self, score: Any, offset: int) -> tuple[dict[str, int], list[str]]:
+        """Windows scored / the video's windows, and a warning for an offset at the search limit."""
+        windows = {"scored": score.windows, "total": max(self._taken - WINDOW, 0)}
+        vshift = max(score.offsets)
+        warnings = [f"AV offset {offset} frames is at the search limit (±{vshift}): the true offset may lie beyond "
+                    "it, and LSE-C/LSE-D with it"] if abs(offset) >= vshift else []
+        return windows, warnings
 
     def _detections_source(self) -> dict[str, Any]:
         """Whether the face boxes were detected in this run or replayed from the cache, and the file."""
@@ -145,6 +170,7 @@ class SyncNetMetric(StreamMetric):
         if self._scorer is None:
             self._first_slot = slot
             self._scorer = self._start(slot)
+        self._taken += 1
         self._batch.append(frame.to_ndarray(format="rgb24"))
         if len(self._batch) >= _BATCH:
             self._flush()
@@ -158,8 +184,13 @@ class SyncNetMetric(StreamMetric):
     def _start(self, slot: int) -> VideoSyncScorer:
         with self._timer.stage("decode audio"):
             audio = self._audio(slot)
-        return VideoSyncScorer(self._syncnet, audio, detector=self._detector, faces=self._faces,
-                               combine=self.options.combine, device=self.options.device)
+        try:
+            return VideoSyncScorer(self._syncnet, audio, detector=self._detector, faces=self._faces,
+                                   combine=self.options.combine, device=self.options.device)
+        except MediaError:
+            raise
+        except TalkbenchError as exc:  # empty or silent audio: name the file
+            raise MediaError(self._audio_path, str(exc)) from None
 
     def _audio(self, slot: int) -> np.ndarray:
         """16 kHz mono audio from frame ``slot`` on, to the end of the evaluated segment."""
@@ -168,13 +199,16 @@ class SyncNetMetric(StreamMetric):
             path, shift = Path(self.media.generated.path), 0.0
         else:  # the driving audio is on the reference timeline
             path, shift = case.speaker.audio or case.speaker.reference, case.offset
+        self._audio_path = path
         samples = load_audio(path)
         start = round((slot / FPS + shift) * SAMPLE_RATE)
         end = None if case.segment.end is None else round((case.segment.end - case.offset + shift) * SAMPLE_RATE)
         if start >= len(samples):
             raise MediaError(path, f"the audio ({len(samples) / SAMPLE_RATE:.2f} s) ends before the evaluated "
                              f"video starts ({start / SAMPLE_RATE:.2f} s)")
-        return samples[start:end]
+        samples = samples[start:end]
+        self._audio_frames = len(samples) * FPS // SAMPLE_RATE
+        return samples
 
     def _exclusive_timings(self) -> dict[str, float]:
         """Sub-stage seconds (they add up): audio, the models' calls, and the tracking, crops and MFCC around them."""
