@@ -92,7 +92,24 @@ def evaluate_case(
     timer.seconds["prepare"] = timer.seconds.get("prepare", 0.0) - spent
     total = time.perf_counter() - start - spent
     _stage_times(timer, total, record)
-    return record
+    return printable(record)
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every string safe to encode as UTF-8: a file name with a byte that is not UTF-8
+    (held by Python as a lone surrogate) is written with that byte escaped (``\\xff``), so that records,
+    reports and xdist's messages carry it as text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
 
 
 def case_record(case: Case, error: str | None = None) -> dict[str, Any]:
