@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import file_sha256, lock_for
+from .cache import atomic_path, file_sha256, lock_for
 from .errors import ManifestError
 from .manifest import CALIBRATION, Case, Dataset, Pipeline, load_manifest
 
@@ -91,8 +91,23 @@ def materialize(case: Case, cache: Path, device: str = "cpu") -> tuple[Case, dic
 
     digest = file_sha256(case.speaker.reference)[:16]
     dest = cache / "calibration" / CALIBRATION_VERSION / digest / f"{case.pipeline.name}.mp4"
-    if not dest.is_file():  # written atomically: present means complete (read-only caches work)
+    if not _verified(dest):  # a verified entry is used without a lock (read-only caches work)
         with lock_for(dest):
-            if not dest.is_file():
+            if not _verified(dest):
                 make_calibration(case.pipeline.name, case.speaker.reference, dest)
+                with atomic_path(_digest_file(dest)) as tmp:
+                    tmp.write_text(file_sha256(dest), encoding="utf-8")
     return dataclasses.replace(case, generated=dest), None
+
+
+def _digest_file(dest: Path) -> Path:
+    return dest.with_name(f"{dest.name}.sha256")
+
+
+def _verified(dest: Path) -> bool:
+    """Whether the cached calibration video is the one talkbench wrote: its content hash matches the one
+    recorded beside it. A truncated, replaced or unrecorded file is rebuilt, not reused."""
+    digest = _digest_file(dest)
+    if not (dest.is_file() and digest.is_file()):
+        return False
+    return digest.read_text(encoding="utf-8").strip() == file_sha256(dest)
