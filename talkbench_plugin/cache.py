@@ -65,9 +65,12 @@ def _writable_dir(directory: Path) -> None:
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; it replaces ``dest`` only if the block succeeds."""
+    from .scratch import sweep_temp_files, temp_prefix
+
     _writable_dir(dest.parent)
+    sweep_temp_files(dest)  # what a killed run left
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=dest.suffix, dir=dest.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(dest), suffix=dest.suffix, dir=dest.parent)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise

@@ -34,6 +34,7 @@ from .errors import GenerationError, MediaError
 from .manifest import Case, Command
 from .media.audio import write_clip
 from .media.video import probe
+from .scratch import sweep_temp_files, temp_prefix
 
 _LAUNCHER = Path(__file__).with_name("launch.py")
 GENERATION_VERSION = "v1"  # part of every key: bump when what talkbench passes to commands changes
@@ -110,7 +111,9 @@ def run_command(argv: list[str], command: Command, device: str, log: Path, what:
     # unbuffered: a Python tool's last lines reach the log even when it is killed at the timeout
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **command_env(device), **dict(command.env)}
     log.parent.mkdir(parents=True, exist_ok=True)
-    fd, usage_file = tempfile.mkstemp(prefix=f".{log.stem}.", suffix=".rusage.json", dir=log.parent)
+    usage = log.with_name(f"{log.stem}.rusage.json")
+    sweep_temp_files(usage)  # one a killed run left
+    fd, usage_file = tempfile.mkstemp(prefix=temp_prefix(usage), suffix=usage.suffix, dir=log.parent)
     os.close(fd)
     try:
         with open(log, "wb") as out:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from .errors import TalkbenchError
 from .manifest import CALIBRATION, Case, Dataset
 from .metrics import CONVENTIONS, DEFAULT, FACE, INCEPTION, KNOWN, SYNC, iqa_mode
 from .run_options import add_options, family_options
+from .scratch import new_run_dir
 from .thresholds import Thresholds
 
 if TYPE_CHECKING:
@@ -224,8 +224,7 @@ class RunState:
         self.fixtures = config.rootpath / config.getini("talkbench_fixtures")
         worker = getattr(config, "workerinput", None)
         self.owns_run_dir = worker is None or "talkbench_run_dir" not in worker
-        self.run_dir = Path(worker["talkbench_run_dir"]) if not self.owns_run_dir else \
-            Path(tempfile.mkdtemp(prefix="talkbench-run-"))
+        self.run_dir = Path(worker["talkbench_run_dir"]) if not self.owns_run_dir else new_run_dir()
         self.device_choice = parse_device(config.getoption("talkbench_device"))
         self.executor = parse_executor_option(config.getoption("talkbench_executor"))
         self._device: str | None = None
