@@ -56,3 +56,22 @@ def test_tiny_frames_make_ssim_an_error_never_nan_or_zero(tmp_path: Path, size: 
     assert record["metrics"]["ssim"]["value"] is None
     assert record["metrics"]["ssim"]["error"].startswith(f"SSIM {'(skimage) ' * (convention == 'skimage')}"
                                                          f"cannot be computed on {size}x{size}")
+
+
+def test_the_command_goes_on_past_tiny_frames_with_skimage(tmp_path: Path, capsys) -> None:
+    """A 4x4 case no longer aborts ``talkbench evaluate --convention skimage``: the other case is scored."""
+    from talkbench_plugin.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_video(data / "tiny.mkv", moving_frames(3, 4, 4), 25, codec="ffv1", pix_fmt="yuv444p")
+    write_video(data / "big.mp4", moving_frames(3, 32, 24), 25)
+    (data / "talkbench.toml").write_text('[speakers.tiny]\nlanguage = "en"\nreference = "tiny.mkv"\n'
+                                         '[speakers.big]\nlanguage = "en"\nreference = "big.mp4"\n')
+    code = main(["--cache", str(tmp_path / "cache"), "evaluate", "--data", str(data), "--calibrations", "reference",
+                 "--metrics", "psnr,ssim", "--convention", "skimage"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "error: tiny-reference: ssim: SSIM (skimage) cannot be computed on 4x4 frames" in err
+    assert "Traceback" not in err
+    assert any(line.startswith("big ") and "inf" in line and "1.0000" in line for line in out.splitlines())
