@@ -56,8 +56,8 @@ def test_full_range_is_converted_to_the_references_range(clips, tmp_path: Path) 
     # chroma: swscale 8.1 (PyAV's) rounds the chroma range conversion unlike 5.1 (the binary's): samples
     # differ by at most 1, the average by ~0.03 dB (unconverted it was ~4 dB lower)
     assert psnr["value"] == pytest.approx(expected["average"], abs=0.05)
-    assert record["alignment"]["conversions"] == ["generated: full-range YUV converted to limited range "
-                                                  "(the reference's)"]
+    assert record["alignment"]["conversions"] == [("generated: full-range YUV converted to limited range "
+                                                   "(the reference's)")]
     assert record["inputs"]["generated"]["colour_range"] == "full"
 
 
@@ -70,5 +70,5 @@ def test_display_matrix_rotation_is_applied_on_either_side(clips, tmp_path: Path
     assert expected["average"] < 20  # the turned picture is compared, not the stored one
     assert record["alignment"]["size"] == list(size) and record["alignment"]["resized"]
     side = "reference" if ref == "rotated" else "generated"
-    assert record["alignment"]["conversions"] == [f"{side}: turned 90 degrees counter-clockwise as its display "
-                                                  "matrix says (FFmpeg's autorotate)"]
+    assert record["alignment"]["conversions"] == [(f"{side}: turned 90 degrees counter-clockwise as its display "
+                                                   "matrix says (FFmpeg's autorotate)")]

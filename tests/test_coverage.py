@@ -11,7 +11,14 @@ from videos import moving_frames, write_video
 from talkbench_plugin.cli import main
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.errors import ManifestError
-from talkbench_plugin.manifest import MIN_COVERAGE, Case, Pipeline, Segment, Speaker, load_manifest
+from talkbench_plugin.manifest import (
+    MIN_COVERAGE,
+    Case,
+    Pipeline,
+    Segment,
+    Speaker,
+    load_manifest,
+)
 
 
 @pytest.fixture(scope="module")

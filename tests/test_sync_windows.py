@@ -61,8 +61,8 @@ def test_audio_shorter_than_the_video_is_an_error(tmp_path: Path) -> None:
 def test_an_offset_at_the_search_limit_is_flagged(tmp_path: Path) -> None:
     record = evaluate(tmp_path, coded(tmp_path / "gen.mp4", lag=15))  # the audio 15 frames early
     assert record["metrics"]["av_offset"]["value"] == 15
-    assert notes([record]) == ["s-P: AV offset 15 frames is at the search limit (±15): the true offset may lie "
-                               "beyond it, and LSE-C/LSE-D with it"]
+    assert notes([record]) == [("s-P: AV offset 15 frames is at the search limit (±15): the true offset may lie "
+                                "beyond it, and LSE-C/LSE-D with it")]
 
 
 def test_silent_audio_names_the_file(tmp_path: Path) -> None:

@@ -146,8 +146,9 @@ class SyncNetMetric(StreamMetric):
         """Windows scored / the video's windows, and a warning for an offset at the search limit."""
         windows = {"scored": score.windows, "total": max(self._taken - WINDOW, 0)}
         vshift = max(score.offsets)
-        warnings = [f"AV offset {offset} frames is at the search limit (±{vshift}): the true offset may lie beyond "
-                    "it, and LSE-C/LSE-D with it"] if abs(offset) >= vshift else []
+        flag = (f"AV offset {offset} frames is at the search limit (±{vshift}): the true offset may lie beyond "
+                "it, and LSE-C/LSE-D with it")
+        warnings = [flag] if abs(offset) >= vshift else []
         return windows, warnings
 
     def _detections_source(self) -> dict[str, Any]:
