@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import weights
-from ..errors import MediaError
+from ..errors import MediaError, TalkbenchError
 from ..inference import fold_batch_norms
 from ..media.audio import load_audio
 from ..media.rate import RateConverter
