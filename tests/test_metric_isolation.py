@@ -13,7 +13,7 @@ from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics.iqa import IqaOptions
 
-ALEXNET = Path("pyiqa") / "torch" / "checkpoints" / "alexnet-owt-7be5be79.pth"  # torchvision's name for lpips
+VGG = Path("pyiqa") / "torch" / "checkpoints" / "vgg16-397923af.pth"  # torchvision's name, for pyiqa's lpips-vgg
 
 
 class Payload:
@@ -30,17 +30,17 @@ def evaluate(tmp_path: Path, weights: Path, metrics: list[str]) -> dict:
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("content", [b"not a checkpoint at all", pickle.dumps(Payload())], ids=["broken", "pickle"])
-def test_a_bad_lpips_weights_file_leaves_psnr_and_ssim(tmp_path: Path, content: bytes, capsys) -> None:
+def test_a_bad_pyiqa_weights_file_leaves_psnr_and_ssim(tmp_path: Path, content: bytes, capsys) -> None:
     weights = tmp_path / "weights"
-    (weights / ALEXNET).parent.mkdir(parents=True)
-    (weights / ALEXNET).write_bytes(content)
-    record = evaluate(tmp_path, weights, ["psnr", "lpips", "ssim"])
+    (weights / VGG).parent.mkdir(parents=True)
+    (weights / VGG).write_bytes(content)
+    record = evaluate(tmp_path, weights, ["psnr", "lpips-vgg", "ssim"])
     assert record["error"] is None
-    assert list(record["metrics"]) == ["psnr", "lpips", "ssim"]
+    assert list(record["metrics"]) == ["psnr", "lpips-vgg", "ssim"]
     assert record["metrics"]["psnr"]["value"] > 10 and 0 < record["metrics"]["ssim"]["value"] < 1
-    error = record["metrics"]["lpips"]["error"]
-    assert record["metrics"]["lpips"]["value"] is None
-    assert f"{weights / ALEXNET} refused: not a plain weights file" in error and "\n" not in error
+    error = record["metrics"]["lpips-vgg"]["error"]
+    assert record["metrics"]["lpips-vgg"]["value"] is None
+    assert f"{weights / VGG} refused: not a plain weights file" in error and "\n" not in error
     assert "code ran" not in capsys.readouterr().out
 
 
