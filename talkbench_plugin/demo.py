@@ -12,6 +12,7 @@ import itertools
 import math
 import wave
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -79,8 +80,8 @@ def build_demo(dest: Path) -> Path:
     """Build the demo dataset into ``dest`` and return its manifest, written last."""
     dest = Path(dest)
     photo = data.astronaut()
-    for speaker in SPEAKERS:
-        _build_speaker(speaker, photo, dest)
+    with ThreadPoolExecutor(len(SPEAKERS)) as pool:  # the speakers are independent, each encoder one thread
+        list(pool.map(lambda speaker: _build_speaker(speaker, photo, dest), SPEAKERS))
     manifest = dest / MANIFEST
     with atomic_path(manifest) as tmp:
         tmp.write_text(_manifest_text(), encoding="utf-8")
