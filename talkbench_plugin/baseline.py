@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import strict_json
 from .errors import RunFileError
 from .thresholds import Tolerance
 
@@ -126,7 +127,7 @@ class Baseline:
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        path.write_text(strict_json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
         return path
 
     def entry(self, case: str, metric: str) -> dict[str, Any] | None:
@@ -179,7 +180,7 @@ def read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise RunFileError(f"{path}: {what} not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return strict_json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunFileError(f"{path}: not a valid {what} (corrupt JSON: {exc}); write it again") from None
     except RecursionError:

@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 
 
-def entry(nodeid: str, metric: str, record: dict[str, Any]) -> dict[str, Any]:
-    """One benchmark: the metric's computation time for one case; its value and protocol as extra_info."""
+def entry(nodeid: str, metric: str, record: dict[str, Any], dataset: str = "") -> dict[str, Any]:
+    """One benchmark: the metric's computation time for one case; its value, protocol and case as extra_info
+    (strict JSON: an infinite value is null with ``<metric>_nonfinite``, see strict_json), so that
+    ``talkbench compare 0001 0002`` compares the values of saved runs."""
     from pytest_benchmark.stats import Stats
+
+    from .strict_json import encode
 
     stats = Stats()
     value = record["metrics"][metric]
@@ -27,8 +31,9 @@ def entry(nodeid: str, metric: str, record: dict[str, Any]) -> dict[str, Any]:
         "fullname": nodeid,
         "params": {"talkbench_case": record["case"]},
         "param": record["case"],
-        "extra_info": {
+        "extra_info": encode({
             metric: value["value"],
+            "dataset": dataset,
             "speaker": record["speaker"],
             "pipeline": record["pipeline"],
             "language": record["language"],
@@ -38,7 +43,7 @@ def entry(nodeid: str, metric: str, record: dict[str, Any]) -> dict[str, Any]:
             "frames": record.get("alignment", {}).get("compared"),
             "case_seconds": record["timings"]["total"],
             "rtf": record["throughput"]["rtf"],
-        },
+        }),
         "options": {},
         "stats": {**stats.as_dict(), "iterations": 1},
     }
@@ -92,8 +97,8 @@ def save(config: pytest.Config, benchmarks: list[dict[str, Any]]) -> list[Path]:
         session.save_json(output)
         written.append(Path(session.json))
     if name:
-        location = Path(session.storage.location)
-        before = set(location.glob("*.json"))
+        location = Path(session.storage.path)  # absolute; ``location`` is cwd-relative and fails outside it
+        before = set(location.rglob("*.json"))
         session.storage.save(output, name)
-        written += sorted(set(location.glob("*.json")) - before)
+        written += sorted(set(location.rglob("*.json")) - before)
     return written

@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     cache.add_argument("--all", action="store_true", help="with clear: remove the weights too")
     add_weights_cli(sub)
     compare = sub.add_parser("compare", help="compare two runs per case and metric; exit 1 on a regression")
-    compare.add_argument("old", type=Path, help="the earlier run: results.json, its folder, or a baseline file")
-    compare.add_argument("new", type=Path, help="the later run, likewise")
+    compare.add_argument("old", help="the earlier run: results.json, its folder, a baseline file, or a pytest-benchmark "
+                                     "run (its JSON file, or its number/name in the storage, e.g. 0001)")
+    compare.add_argument("new", help="the later run, likewise")
+    compare.add_argument("--storage", default=".benchmarks", metavar="URL|PATH",
+                         help="pytest-benchmark's storage, as --benchmark-storage (default: %(default)s)")
     compare.add_argument("--thresholds", type=Path, help="take tolerances (tolerance/rel_tolerance) from this file")
     compare.add_argument("--tolerance", action="append", default=[], metavar="METRIC=N[%]",
                          help="allowed worsening of a metric, absolute or %% of the old value (repeatable)")
@@ -230,13 +233,13 @@ def _evaluate_on_executor(args: argparse.Namespace, cases: list, metrics: list[s
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .baseline import load
+    from .benchmark_runs import load_any
     from .compare import compare_runs, parse_tolerances, tolerance_lookup
     from .thresholds import Thresholds, typos
 
     thresholds = Thresholds.load(args.thresholds)
     lookup = tolerance_lookup(thresholds, parse_tolerances(args.tolerance))
-    old, new = load(args.old), load(args.new)
+    old, new = load_any(args.old, args.storage), load_any(args.new, args.storage)
     cases = [*old.cases.values(), *new.cases.values()]
     found = typos(thresholds, {c["pipeline"] for c in cases}, {c["speaker"] for c in cases},
                   {m for c in cases for m in c["metrics"]})
@@ -263,8 +266,7 @@ def _merge(args: argparse.Namespace) -> int:
     for problem in merged.problems:
         print(f"gate: {problem}", file=sys.stderr)
     print(f"gate: {merged.verdict} ({len(args.runs)} shard report(s))")
-    github.append_summary(f"{markdown(merged.records, merged.info)}\n**Gate: {merged.verdict}** "
-                          f"({len(args.runs)} shards merged)\n")
+    github.append_summary(f"{markdown(merged.records, merged.info)}\n({len(args.runs)} shards merged)\n")
     return 1 if merged.problems else 0
 
 

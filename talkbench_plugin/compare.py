@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .baseline import Baseline, Change, protocol_difference
 from .errors import RunFileError, TalkbenchError
@@ -61,6 +62,13 @@ class Comparison:
             if row[2] == "regressed":
                 row[2] = "**regressed**"
         return f"{table.markdown()}\n{self.summary()}\n"
+
+    def to_json(self) -> dict[str, Any]:
+        """For results.json and the reports: the run compared against, the summary, every change."""
+        return {"against": self.old.source, "summary": self.summary(),
+                "changes": [{"case": c.case, "metric": c.metric, "status": c.status, "old": c.old, "new": c.new,
+                             "delta": c.delta, "bound": c.bound if c.tolerance else None,
+                             "violation": c.violation(self.old.source)} for c in self.changes]}
 
     def violations(self) -> list[str]:
         """One message per regression: value, bound, baseline and delta."""

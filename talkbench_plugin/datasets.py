@@ -30,7 +30,7 @@ def demo_manifest(cache: Path) -> Path:
 
 
 def resolve_manifest(data: Path | None, manifest: str | None, fixtures: Path) -> Path:
-    """Which manifest to load: an explicit file, a shipped name, DIR/talkbench.toml, or microbench."""
+    """Which manifest to load: an explicit file, a shipped name, or DIR/talkbench.toml (an error without one)."""
     if manifest:
         path = Path(manifest)
         if path.suffix != ".toml" and not path.exists():
@@ -38,7 +38,11 @@ def resolve_manifest(data: Path | None, manifest: str | None, fixtures: Path) ->
         return path
     if data is not None and (data / "talkbench.toml").is_file():
         return data / "talkbench.toml"
-    return fixtures / "datasets" / "microbench.toml"
+    others = sorted(p.name for p in data.glob("*.toml")) if data is not None else []
+    found = f" (it has {', '.join(others)})" if others else ""
+    raise ManifestError(f"{data}: no talkbench.toml in this folder{found}: save the dataset's manifest as "
+                        f"{data / 'talkbench.toml'}, or name it with --talkbench-manifest FILE (talkbench "
+                        f"cases/evaluate: --manifest FILE); a shipped one by name, e.g. --talkbench-manifest microbench")
 
 
 def load_dataset(

@@ -38,6 +38,7 @@ def merge_runs(paths: Sequence[Path]) -> Merged:
     protocols: dict[tuple[str, str], tuple[dict[str, Any], Path]] = {}
     records: list[dict[str, Any]] = []
     problems: list[str] = []
+    failures: list[dict[str, Any]] = []  # the shards' failed metric tests
     for path, info, shard_records in runs:
         for key in sorted((set(info) | set(first_info)) - _MACHINE):
             if info.get(key) != first_info.get(key):
@@ -59,6 +60,7 @@ def merge_runs(paths: Sequence[Path]) -> Merged:
                 problems.append(f"{r['case']}: {r['error']}")
             records.append(r)
         gate = info.get("gate")
+        failures += (gate or {}).get("failures", [])
         if gate and gate.get("verdict") != "passed":
             problems.append(f"{path}: shard {info.get('shard', '')} failed its gate "
                             f"({gate.get('failed', '?')} metric test(s) failed)")
@@ -75,7 +77,8 @@ def merge_runs(paths: Sequence[Path]) -> Merged:
         add_pooled_fvd(records)
     info = {k: v for k, v in first_info.items() if k not in ("shard", "gate")}
     info["merged_from"] = [str(p) for p, _, _ in runs]
-    info["gate"] = {"verdict": "failed" if problems else "passed", "problems": problems}
+    info["gate"] = {"verdict": "failed" if problems else "passed", "problems": problems, "failed": len(failures),
+                    "failures": failures}
     return Merged(info, records, problems)
 
 

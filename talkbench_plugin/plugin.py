@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 PAYLOAD = pytest.StashKey[dict]()
 WEIGHTS_SKIP = pytest.StashKey[str]()  # the metric a test skipped for want of weights
+FAILURE = pytest.StashKey[dict]()  # what a metric test checked: metric, and on failure value, bound, baseline
 STATE = pytest.StashKey["RunState"]()
 
 
@@ -38,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--talkbench-data", metavar="DIR", help="dataset root (default: the embedded demo dataset)")
     group.addoption("--talkbench-manifest", metavar="FILE|NAME",
                     help="dataset manifest: a TOML file or a name under fixtures/datasets "
-                         "(default: DIR/talkbench.toml, else microbench)")
+                         "(default: DIR/talkbench.toml)")
     group.addoption("--talkbench-thresholds", metavar="FILE",
                     help="bounds file (default: thresholds.toml next to the manifest, else "
                          "fixtures/thresholds/<dataset>.toml, if present)")
@@ -118,6 +119,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "talkbench_case" not in metafunc.fixturenames:
         return
     state = metafunc.config.stash[STATE]
+    if metafunc.config.getoption("benchmark_compare", None) or metafunc.config.getoption("benchmark_compare_fail", None):
+        state.collect_error = ("talkbench: --benchmark-compare / --benchmark-compare-fail do not apply to talkbench's "
+                               "tests (they do not run pytest-benchmark's timer); compare metric values with "
+                               "--talkbench-compare RUN (fails the regressed tests), or saved runs with "
+                               "`talkbench compare 0001 0002`")
+        raise pytest.Collector.CollectError(state.collect_error)
     try:
         cases = state.dataset().cases()
         state.thresholds()  # a bad bounds file stops the run here, cleanly, not in every test
@@ -126,27 +133,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         state.saved_run("talkbench_baseline")
         state.saved_run("talkbench_compare")
     except TalkbenchError as exc:
-        raise pytest.Collector.CollectError(f"talkbench: {exc}") from None
+        state.collect_error = f"talkbench: {exc}"
+        raise pytest.Collector.CollectError(state.collect_error) from None
     if state.shard:
-        index, count = state.shard
-        cases = cases[index - 1 :: count]
+        from .sharding import shard_cases
+
+        cases = shard_cases(cases, *state.shard, len(state.metrics))
     if "talkbench_iqa_metric" in metafunc.fixturenames:  # before the case: ids read [<metric>-<case>]
         metafunc.parametrize("talkbench_iqa_metric", state.iqa_metrics())
-    metafunc.parametrize("talkbench_case", cases, ids=[c.id for c in cases])
-    metafunc.definition.add_marker("talkbench")
+    metafunc.parametrize("talkbench_case", [pytest.param(c, id=c.id, marks=pytest.mark.talkbench) for c in cases])
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the pyiqa test's items when no pyiqa metric is enabled (its empty parametrisation)."""
-    empty = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "talkbench_iqa_metric" in callspec.params:
-            if not isinstance(callspec.params["talkbench_iqa_metric"], str):  # pytest's NOTSET
-                empty.append(item)
-    if empty:
-        config.hook.pytest_deselected(items=empty)
-        items[:] = [item for item in items if item not in empty]
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list | None:
+    """No items for a metric test whose metric is not enabled (``test_<metric>``, or ``test_iqa`` without a
+    pyiqa metric), and none after the dataset failed to load: its error is reported once, not per module."""
+    if not (callable(obj) and collector.istestfunction(obj, name)):
+        return None
+    state = collector.config.stash[STATE]
+    try:
+        import inspect
+
+        if "talkbench" not in inspect.signature(obj).parameters:
+            return None
+    except (TypeError, ValueError):
+        return None
+    metric = name.removeprefix("test_")
+    disabled = (metric in KNOWN and metric not in state.metrics) or (metric == "iqa" and not state.iqa_metrics())
+    return [] if disabled or state.collect_error else None
 
 
 @pytest.fixture
@@ -162,7 +176,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.talkbench = item.stash[PAYLOAD]
     if call.when == "call" and WEIGHTS_SKIP in item.stash:
         report.talkbench_weights_skip = item.stash[WEIGHTS_SKIP]
+    if report.failed and call.excinfo is not None and item.get_closest_marker("talkbench") is not None:
+        report.talkbench_failure = failure_record(item, call.excinfo, report)
     return report
+
+
+def failure_record(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException],
+                   report: pytest.TestReport) -> dict[str, Any]:
+    """A failed metric test for the reports and annotations: its id, case, metric and the failure message
+    itself (not xdist's worker header or a traceback); value, bound and baseline when a check failed."""
+    error = excinfo.value
+    message = str(error) if isinstance(error, pytest.fail.Exception) else excinfo.exconly()
+    case = item.callspec.params.get("talkbench_case") if hasattr(item, "callspec") else None
+    # the file the test was collected from (a re-exported test's code lives in the package)
+    return {"test": item.nodeid, "file": item.nodeid.split("::", 1)[0], "case": getattr(case, "id", None),
+            "metric": None, "phase": report.when, "message": message, **item.stash.get(FAILURE, {})}
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -232,6 +260,7 @@ class RunState:
         self._thresholds: Thresholds | None = None
         self._typos: list[str] | None = None
         self._saved: dict[str, Baseline | None] = {}  # by option
+        self.collect_error: str | None = None  # the dataset's problem, reported by the first module only
         self._weights: dict[str, WeightStatus] = {}
 
     def dataset(self) -> Dataset:
@@ -402,6 +431,7 @@ class CaseCheck:
 
     def check(self, metric: str) -> float:
         case = self.case
+        checked = self.item.stash[FAILURE] = {"metric": metric}
         if metric not in self.state.metrics:
             pytest.skip(f"{metric} is not enabled (--talkbench-metrics {','.join(self.state.metrics)})")
         if case.pipeline.mode != CALIBRATION and case.pipeline.command is None and not case.generated.is_file():
@@ -414,14 +444,19 @@ class CaseCheck:
             pytest.fail(f"{case.id}: {record['error']}", pytrace=False)
         if entry.get("error"):
             pytest.fail(f"{case.id}: {metric}: {entry['error']}", pytrace=False)
-        value = entry["value"]
+        value = checked["value"] = entry["value"]
         self.item.user_properties.append((f"talkbench.{metric}", value))
         bound = self.state.thresholds().bound(case.pipeline.name, case.speaker.id, metric)
         problem = bound.violation(value) if bound else None
-        baseline = self.state.saved_run("talkbench_baseline")
-        if baseline is not None and not problem:
-            tolerance = self.state.thresholds().tolerance(case.pipeline.name, case.speaker.id, metric)
-            problem = baseline.violation(record, metric, tolerance)
+        if problem:
+            checked["bound"] = bound.describe()
+        for option in ("talkbench_baseline", "talkbench_compare"):  # a saved run to keep up with
+            baseline = self.state.saved_run(option)
+            if baseline is not None and not problem:
+                tolerance = self.state.thresholds().tolerance(case.pipeline.name, case.speaker.id, metric)
+                problem = baseline.violation(record, metric, tolerance)
+                if problem:
+                    checked.update(baseline=baseline.entry(case.id, metric)["value"], against=baseline.source)
         if problem:
             unit = f" {entry['unit']}" if entry["unit"] else ""
             pytest.fail(f"{case.id}: {metric} = {value:.6g}{unit} {problem}", pytrace=False)
@@ -460,7 +495,7 @@ class ControllerReporter:
         self.collector = ResultCollector()
         self.missing: list[str] = []
         self.written: list[Path] = []
-        self.failures: list[tuple[str, str, str]] = []  # (test file, metric, message)
+        self.failures: list[dict[str, Any]] = []  # failure_record()s of the failed metric tests
         self.benchmarks: list[dict[str, Any]] = []  # pytest-benchmark entries: (case, metric), generate[case]
         self.weights_skipped: list[str] = []  # metrics skipped for want of weights, in first-seen order
         self.comparison: Comparison | None = None  # with --talkbench-compare
@@ -484,14 +519,15 @@ class ControllerReporter:
             if payload["record"].get("metrics", {}).get(payload["metric"], {}).get("value") is not None:
                 from .benchmark_json import entry
 
-                self.benchmarks.append(entry(report.nodeid, payload["metric"], payload["record"]))
+                self.benchmarks.append(entry(report.nodeid, payload["metric"], payload["record"],
+                                             self.state.dataset().name))
             if payload["record"].get("generation"):
                 from .benchmark_json import generation_entry
 
                 self.benchmarks.append(generation_entry(report.nodeid, payload["record"]))
-            if report.failed:
-                # the file the test was collected from (a re-exported test's code lives in the package)
-                self.failures.append((report.nodeid.split("::", 1)[0], payload["metric"], report.longreprtext))
+        failure = getattr(report, "talkbench_failure", None)
+        if failure is not None:
+            self.failures.append(failure)
         if report.when in ("teardown", "???"):  # "???": xdist's report for a test whose worker crashed
             self.collector.finish(report.nodeid)
 
@@ -518,9 +554,17 @@ class ControllerReporter:
         self._compare(session, records)
         verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
         dataset = self.state.dataset()
+        gate = {"verdict": verdict, "failed": len(self.failures), "failures": self.failures}
+        if self.weights_skipped:
+            gate["weights_skipped"] = {"metrics": self.weights_skipped,
+                                       "note": self.state.missing_weights(self.weights_skipped)}
+        if self.comparison is not None:
+            gate["comparison"] = self.comparison.to_json()
+        if self.compare_error:
+            gate["compare_error"] = self.compare_error
         info = run_info({"dataset": dataset.name, **self.state.settings(), "cases": [c.id for c in dataset.cases()],
                          "shard": "/".join(map(str, self.state.shard)) if self.state.shard else None,
-                         "gate": {"verdict": verdict, "failed": len(self.failures)}})
+                         "gate": gate})
         directory = self.state.config.getoption("talkbench_report")
         if directory:
             self.written = write_reports(Path(directory), records, info)
@@ -533,12 +577,11 @@ class ControllerReporter:
         baseline = self.state.config.getoption("talkbench_save_baseline")
         if baseline:
             self.written.append(Baseline.from_records(records, dataset.name).save(Path(baseline)))
-        comparison = f"\n{self.comparison.markdown()}" if self.comparison else ""
-        github.append_summary(f"{markdown(records, info)}{comparison}\n**Gate: {verdict}** "
-                              f"({len(self.failures)} metric test(s) failed)\n")
+        github.append_summary(markdown(records, info))
         if github.in_actions():
-            for file, metric, message in self.failures:
-                github.annotate("error", message, file=file, title=f"talkbench {metric}")
+            for failure in self.failures:
+                github.annotate("error", failure["message"], file=failure["file"],
+                                title=f"talkbench {failure['metric'] or failure['test']}")
 
     def _compare(self, session: pytest.Session, records: list[dict[str, Any]]) -> None:
         """With --talkbench-compare: this run against the saved one; a regression fails the run."""

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import platform
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, strict_json
 
 METRIC_ORDER = ("psnr", "ssim", "lpips", "fid", "fvd", "inception_score", "cpbd", "lse_c", "lse_d", "av_offset")
 _POOLED = {"fid": "fid_pooled", "fvd": "fvd_pooled"}  # metric -> the record field of its group's pooled value
@@ -28,11 +27,13 @@ class Table:
     title: str
     headers: list[str]
     rows: list[list[str]]
+    flags: dict[tuple[int, int], str] = field(default_factory=dict)  # (row, column) -> why the cell fails
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |",
                  "|" + "|".join("---" for _ in self.headers) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += ["| " + " | ".join(f"**{c}** ✗" if (i, j) in self.flags else c for j, c in enumerate(row)) + " |"
+                  for i, row in enumerate(self.rows)]
         return "\n".join(lines) + "\n"
 
     def text(self) -> str:
@@ -68,7 +69,8 @@ def _cell(metric: str, entry: dict[str, Any]) -> str:
     return "error" if entry.get("error") else fmt_value(metric, entry.get("value"))
 
 
-def per_video(records: Sequence[dict[str, Any]]) -> Table:
+def per_video(records: Sequence[dict[str, Any]], failures: Sequence[dict[str, Any]] = ()) -> Table:
+    """One row per case; the cells of ``failures`` (failed metric tests, see plugin.failure_record) flagged."""
     names = metric_names(records)
     generated = any(r.get("generation") for r in records)  # pipelines that talkbench ran (generate.py)
     headers = ["speaker", "lang", "pipeline", *(n.upper() for n in names),
@@ -89,7 +91,72 @@ def per_video(records: Sequence[dict[str, Any]]) -> Table:
             f"{r['timings']['total']:.2f}", f"{t.get('frames_per_s', 0):.1f}",
             f"{t['rtf']:.3f}" if t.get("rtf") is not None else "–", *gen,
         ])
-    return Table("Per video", headers, rows)
+    table = Table("Per video", headers, rows)
+    row_of = {r["case"]: i for i, r in enumerate(records)}
+    for f in failures:
+        if f.get("case") in row_of and f.get("metric") in names:
+            table.flags[row_of[f["case"]], 3 + names.index(f["metric"])] = failure_line(f)
+    return table
+
+
+def failure_line(f: dict[str, Any]) -> str:
+    """A failed metric test in one line: the test, its message, and value / bound / baseline when known."""
+    parts = [f"value {fmt_value(f['metric'], f['value'])}" if f.get("value") is not None else "",
+             f"bound {f['bound']}" if f.get("bound") else "",
+             f"baseline {fmt_value(f['metric'], f['baseline'])}" if f.get("baseline") is not None else ""]
+    known = "; ".join(p for p in parts if p)
+    return f"{f['test']}: {f['message']}" + (f" [{known}]" if known else "")
+
+
+def _raw(value: Any) -> str:
+    """A number at full precision for the CSV files (Python's shortest exact repr); empty when absent."""
+    if value is None:
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def per_video_csv(records: Sequence[dict[str, Any]]) -> str:
+    """The per-video table as CSV: values at full precision, duplicated and dropped frames apart."""
+    names = metric_names(records)
+    generated = any(r.get("generation") for r in records)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["case", "speaker", "lang", "pipeline", *(n.upper() for n in names), "frames", "duplicated",
+                     "dropped", "time_s", "fps", "rtf", *(("gen_rtf", "gen_fps") if generated else ()), "error"])
+    for r in records:
+        a, t, gen = r.get("alignment", {}), r.get("throughput", {}), r.get("generation") or {}
+        writer.writerow([r["case"], r["speaker"], r["language"], r["pipeline"],
+                         *(_raw(r.get("metrics", {}).get(n, {}).get("value")) for n in names),
+                         *(_raw(a.get(k)) for k in ("compared", "duplicated", "dropped")),
+                         _raw((r.get("timings") or {}).get("total")), _raw(t.get("frames_per_s")), _raw(t.get("rtf")),
+                         *((_raw(gen.get("rtf")), _raw(gen.get("frames_per_s"))) if generated else ()),
+                         r.get("error") or "; ".join(f"{n}: {m['error']}" for n, m in r.get("metrics", {}).items()
+                                                     if m.get("error"))])
+    return out.getvalue()
+
+
+def per_language_csv(records: Sequence[dict[str, Any]]) -> str:
+    """The per-language table as CSV, means at full precision."""
+    names = metric_names(records)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["language"], r["pipeline"]), []).append(r)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    pooled = any(r.get("fid_pooled") for r in records)
+    writer.writerow(["lang", "pipeline", *(h for n in names for h in ((n.upper(), "FID_POOLED")
+                                                                      if n == "fid" and pooled else (n.upper(),))),
+                     "cases_ok", "cases"])
+    for (language, pipeline), members in sorted(groups.items()):
+        ok = [r for r in members if not r.get("error")]
+        cells = []
+        for n in names:
+            values = [r["metrics"][n]["value"] for r in ok if r["metrics"].get(n, {}).get("value") is not None]
+            cells.append(_raw(statistics.fmean(values) if values else None))
+            if n == "fid" and pooled:
+                cells.append(_raw(next((r["fid_pooled"] for r in ok if r.get("fid_pooled")), {}).get("value")))
+        writer.writerow([language, pipeline, *cells, len(ok), len(members)])
+    return out.getvalue()
 
 
 def _generation_cells(gen: dict[str, Any] | None) -> list[str]:
@@ -188,11 +255,10 @@ def write_reports(directory: Path, records: Sequence[dict[str, Any]], info: dict
     from .html_report import render
 
     directory.mkdir(parents=True, exist_ok=True)
-    video, language = per_video(records), per_language(records)
     files = {
-        "results.json": json.dumps({"run": info, "results": list(records)}, indent=1),
-        "per_video.csv": video.csv(),
-        "per_language.csv": language.csv(),
+        "results.json": strict_json.dumps({"run": info, "results": list(records)}, indent=1),
+        "per_video.csv": per_video_csv(records),
+        "per_language.csv": per_language_csv(records),
         "report.md": markdown(records, info),
         "report.html": render(records, info),
     }
@@ -207,8 +273,20 @@ def write_reports(directory: Path, records: Sequence[dict[str, Any]], info: dict
 def markdown(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     from .reporting.leaderboard import boards
 
-    parts = [f"## talkbench: {info.get('dataset', '')}", "", per_video(records).markdown(),
-             per_language(records).markdown(), *(b.markdown() for b in boards(records)), runtime(records).markdown()]
+    gate = info.get("gate") or {}
+    parts = [f"## talkbench: {info.get('dataset', '')}", ""]
+    if gate.get("verdict"):
+        items = [f"- ✗ {failure_line(f)}" for f in gate.get("failures", [])]
+        items += [f"- ✗ {p}" for p in gate.get("problems", [])]
+        items += [f"- ✗ --talkbench-compare: {gate['compare_error']}"] if gate.get("compare_error") else []
+        items += [f"- skipped, not run: {gate['weights_skipped']['note']}"] if gate.get("weights_skipped") else []
+        parts += [gate_line(gate), "", *items, *([""] if items else [])]
+    parts += [per_video(records, gate.get("failures", [])).markdown(), per_language(records).markdown(),
+              *(b.markdown() for b in boards(records)), runtime(records).markdown()]
+    if gate.get("comparison"):
+        table = comparison_table(gate["comparison"])
+        table.rows = [[f"**{c}**" if c == "regressed" else c for c in row] for row in table.rows]
+        parts += [table.markdown(), gate["comparison"]["summary"], ""]
     problems = errors(records)
     if problems:
         parts += ["### Errors", "", *(f"- {p}" for p in problems), ""]
@@ -216,3 +294,21 @@ def markdown(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     if warnings:
         parts += ["### Alignment notes", "", *(f"- {w}" for w in warnings), ""]
     return "\n".join(parts)
+
+
+def gate_line(gate: dict[str, Any]) -> str:
+    """``**Gate: passed|failed** (N metric test(s) failed)``, as the step summary shows it."""
+    counts = [f"{gate['failed']} metric test(s) failed"] if "failed" in gate else []
+    counts += [f"{len(gate['problems'])} problem(s)"] if gate.get("problems") else []
+    return f"**Gate: {gate['verdict']}**" + (f" ({', '.join(counts)})" if counts else "")
+
+
+def alignment_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    return [f"{r['case']}: {w}" for r in records for w in r.get("alignment", {}).get("warnings", [])]
+
+
+def comparison_table(data: dict[str, Any]) -> Table:
+    """A run compared with a saved one (compare.Comparison.to_json) as a table."""
+    rows = [[c["case"], c["metric"], c["status"], fmt_value(c["metric"], c["old"]), fmt_value(c["metric"], c["new"]),
+             fmt_value(c["metric"], c["delta"]), fmt_value(c["metric"], c.get("bound"))] for c in data["changes"]]
+    return Table(f"Compared with {data['against']}", ["case", "metric", "status", "old", "new", "Δ", "bound"], rows)
