@@ -18,7 +18,8 @@ import numpy as np
 
 from .errors import TalkbenchError
 from .reporting.leaderboard import boards
-from .reports import Table, errors, fmt_value, per_language, per_video
+from .reports import (Table, alignment_notes, comparison_table, errors, failure_line, fmt_value, gate_line,
+                      per_language, per_video, runtime)
 
 THUMB_HEIGHT = 160
 WORST_FRAMES = 2
@@ -42,18 +43,36 @@ td.l,th.l{text-align:left}
 .gate{display:inline-block;padding:1px 10px;border-radius:10px;color:#fff;font-weight:600}
 b.best{color:#1a7f37}tr.calibration td{color:#57606a;background:#f6f8fa}
 .passed{background:#1a7f37}.failed{background:#cf222e}.error{color:#cf222e}.note{color:#57606a}
+td.fail{background:#ffebe9;color:#cf222e;font-weight:600}td.fail::after{content:" ✗"}
+tr.regressed td{background:#ffebe9}.skipped{color:#9a6700}a{color:#0969da}
 """
+BOUNDED = {"ssim": (None, 1.0), "psnr": (0.0, None)}  # a metric's possible range: the y axis stays inside it
 
 
 def render(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     """The whole page for a run's records and run info."""
-    parts = [_header(info), "<h2>Per video</h2>", _table(per_video(records), labels=3),
+    gate = info.get("gate") or {}
+    links = [r["case"] for r in records]
+    parts = [_header(info), _gate(gate), "<h2>Per video</h2>",
+             _table(per_video(records, gate.get("failures", [])), labels=3, links=links),
              "<h2>Per language (mean over speakers)</h2>", _table(per_language(records), labels=2),
              "<h2>Leaderboard</h2>", *(b.html() for b in boards(records)),
              '<p class="note">Bold: best of the pipelines in its column; calibrations (grey) are not ranked.</p>']
+    if gate.get("comparison"):
+        table = comparison_table(gate["comparison"])
+        cards = set(links)
+        parts += [f"<h2>{_e(table.title)}</h2>",
+                  _table(table, labels=3, links=[c["case"] if c["case"] in cards else None
+                                                 for c in gate["comparison"]["changes"]], status=2),
+                  f'<p class="meta">{_e(gate["comparison"]["summary"])}</p>']
+    runtime_table = runtime(records)
+    parts += [f"<h2>{_e(runtime_table.title)}</h2>", _table(runtime_table, labels=1)]
     problems = errors(records)
     if problems:
         parts.append("<h2>Errors</h2><ul>" + "".join(f'<li class="error">{_e(p)}</li>' for p in problems) + "</ul>")
+    notes = alignment_notes(records)
+    if notes:
+        parts.append("<h2>Alignment notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     parts.append("<h2>Cases</h2>")
     parts += [_case(r) for r in records]
     title = _e(f"talkbench: {info.get('dataset', '')}")
@@ -73,24 +92,53 @@ def _header(info: dict[str, Any]) -> str:
     return f"<h1>talkbench: {_e(info.get('dataset', ''))}{badge}</h1><p class=\"meta\">{' · '.join(settings)}</p>"
 
 
-def _table(table: Table, labels: int) -> str:
-    """An HTML table; the first ``labels`` columns are text (left-aligned), the rest numbers."""
-    def cells(tag: str, row: list[str]) -> str:
-        return "".join(f'<{tag}{" class=l" if i < labels else ""}>{_e(c)}</{tag}>' for i, c in enumerate(row))
+def _gate(gate: dict[str, Any]) -> str:
+    """The verdict, the failed tests (with value, bound and baseline) and the metrics skipped for want of weights."""
+    if not gate.get("verdict"):
+        return ""
+    items = [f'<li class="error"><a href="#{_anchor(f["case"])}">{_e(failure_line(f))}</a></li>' if f.get("case")
+             else f'<li class="error">{_e(failure_line(f))}</li>' for f in gate.get("failures", [])]
+    items += [f'<li class="error">{_e(p)}</li>' for p in gate.get("problems", [])]
+    if gate.get("compare_error"):
+        items.append(f'<li class="error">--talkbench-compare: {_e(gate["compare_error"])}</li>')
+    if gate.get("weights_skipped"):
+        items.append(f'<li class="skipped">skipped, not run: {_e(gate["weights_skipped"]["note"])}</li>')
+    line = gate_line(gate).replace("**", "")
+    return f'<p id="gate">{_e(line)}</p>' + (f'<ul class="failures">{"".join(items)}</ul>' if items else "")
+
+
+def _anchor(case: str) -> str:
+    return f"case-{case}"
+
+
+def _table(table: Table, labels: int, links: Sequence[str | None] | None = None, status: int | None = None) -> str:
+    """An HTML table; the first ``labels`` columns are text (left-aligned), the rest numbers. With ``links``
+    (a case per row), the first cell links to that case's card; flagged cells are marked as failing."""
+    def cells(tag: str, row: list[str], r: int | None = None) -> str:
+        out = []
+        for i, c in enumerate(row):
+            flag = table.flags.get((r, i)) if r is not None else None
+            attrs = (" class=l" if i < labels else "") if flag is None else f' class="fail" title="{_e(flag)}"'
+            text = _e(c)
+            if links is not None and r is not None and i == 0 and links[r]:
+                text = f'<a href="#{_e(_anchor(links[r]))}">{text}</a>'
+            out.append(f"<{tag}{attrs}>{text}</{tag}>")
+        return "".join(out)
 
     head = cells("th", table.headers)
-    rows = "".join(f"<tr>{cells('td', row)}</tr>" for row in table.rows)
+    rows = "".join(f'<tr{f" class={row[status]}" if status is not None else ""}>{cells("td", row, r)}</tr>'
+                   for r, row in enumerate(table.rows))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _case(r: dict[str, Any]) -> str:
-    head = (f'<h3 id="{_e(r["case"])}">{_e(r["case"])} <span class="meta">{_e(r.get("language", ""))} · '
+    head = (f'<h3 id="{_e(_anchor(r["case"]))}">{_e(r["case"])} <span class="meta">{_e(r.get("language", ""))} · '
             f'{_e(r.get("mode", ""))}</span></h3>')
     if r.get("error"):
         return f'<section class="case">{head}<p class="error">{_e(r["error"])}</p></section>'
     fps = (r.get("inputs") or {}).get("reference", {}).get("fps") or 0.0
     worst = _worst_frames(r, fps)
-    plots, notes = [], []
+    plots, notes, legend = [], [], []
     for name, m in r.get("metrics", {}).items():
         if m.get("value") is None:
             notes.append(f'<p class="error">{_e(name)}: {_e(m.get("error", "not computed"))}</p>')
@@ -99,6 +147,10 @@ def _case(r: dict[str, Any]) -> str:
         if series:
             start = frame_times(r, 0, fps)[0] if fps else 0.0
             plots.append(_series_plot(name, m, series, fps, start, worst if name == _worst_metric(r) else []))
+            if worst and name == _worst_metric(r):
+                legend.append(f'<p class="note">Dashed red lines in the {_e(name.upper())} plot: the '
+                             f'{len(worst)} frames with the lowest {_e(name.upper())}, shown below (reference | '
+                             "generated | difference).</p>")
         details = m.get("details") or {}
         confidence = details.get("frame_confidence")
         if _numbers(confidence) and len(confidence) > 1:
@@ -109,8 +161,11 @@ def _case(r: dict[str, Any]) -> str:
             best = offsets[int(np.argmin(distances))]
             plots.append(_plot(f"{name}: mean distance by AV offset (min at {best})", [offsets], [distances],
                                "offset (frames)", "distance", marks=[best]))
+            if not any("by AV offset" in n for n in legend):
+                legend.append(f'<p class="note">Dashed red line in the "mean distance by AV offset" plots: the offset '
+                              f"({best} frames) with the least mean audio-visual distance, SyncNet's estimate.</p>")
     return (f'<section class="case">{head}{"".join(notes)}<div class="plots">{"".join(plots)}</div>'
-            f"{_thumbnails(r, worst, fps)}</section>")
+            f'{"".join(legend)}{_thumbnails(r, worst, fps)}</section>')
 
 
 def _numbers(values: Any) -> bool:
@@ -157,7 +212,7 @@ def _series_plot(name: str, m: dict[str, Any], series: list[float], fps: float, 
     xs = start + np.arange(len(values)) / fps if fps else np.arange(len(values), dtype=np.float64)
     mark_x = [float(xs[i]) for i in marks]
     return _plot(title, [xs.tolist()], [values.tolist()], "reference time (s)" if fps else "frame", "",
-                 marks=mark_x)
+                 marks=mark_x, limits=BOUNDED.get(name, (None, None)))
 
 
 def _empty(title: str, text: str) -> str:
@@ -167,8 +222,24 @@ def _empty(title: str, text: str) -> str:
             "</svg>")
 
 
+def nice_ticks(lo: float, hi: float, count: int = 5,
+               limits: tuple[float | None, float | None] = (None, None)) -> list[float]:
+    """About ``count`` round tick values (steps of 1, 2 or 5 x 10^k) covering ``lo``..``hi``, never past
+    ``limits`` (e.g. SSIM's 1)."""
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    raw = (hi - lo) / max(1, count - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw - 1e-12)
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    ticks = [round(k * step, 12) for k in range(first, last + 1)]
+    low, high = limits
+    ticks = [t for t in ticks if (low is None or t >= low - 1e-12) and (high is None or t <= high + 1e-12)]
+    return ticks if len(ticks) >= 2 else [lo, hi]
+
+
 def _plot(title: str, xs: list[list[float]], ys: list[list[float]], xlabel: str, ylabel: str,
-          marks: Sequence[float] = ()) -> str:
+          marks: Sequence[float] = (), limits: tuple[float | None, float | None] = (None, None)) -> str:
     """A line chart as inline SVG; long series are reduced to per-pixel min/max so dips stay visible."""
     left, right, top, bottom = _M
     pw, ph = _W - left - right, _H - top - bottom
@@ -176,11 +247,8 @@ def _plot(title: str, xs: list[list[float]], ys: list[list[float]], xlabel: str,
     if not finite:
         return _empty(title, "no finite values")
     x0, x1 = min(min(xx) for xx in xs), max(max(xx) for xx in xs)
-    y0, y1 = min(p[1] for p in finite), max(p[1] for p in finite)
-    if y1 - y0 < 1e-12:
-        y0, y1 = y0 - 0.5, y1 + 0.5
-    pad = (y1 - y0) * 0.06
-    y0, y1 = y0 - pad, y1 + pad
+    ticks = nice_ticks(min(p[1] for p in finite), max(p[1] for p in finite), limits=limits)
+    y0, y1 = ticks[0], ticks[-1]
     x1 = x1 if x1 > x0 else x0 + 1
 
     def sx(x: float) -> float:
@@ -192,10 +260,11 @@ def _plot(title: str, xs: list[list[float]], ys: list[list[float]], xlabel: str,
     out = [f'<svg width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" xmlns="http://www.w3.org/2000/svg" '
            f'font-family="system-ui,sans-serif"><text x="8" y="13" font-size="12" font-weight="600">{_e(title)}</text>',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d0d7de"/>']
-    for k in range(5):
-        y = y0 + (y1 - y0) * k / 4
+    for y in ticks:
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eaeef2"/>'
-                   f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{y:.4g}</text>')
+                   f'<text class="ytick" x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">'
+                   f"{y:.6g}</text>")
+    for k in range(5):
         x = x0 + (x1 - x0) * k / 4
         out.append(f'<text x="{sx(x):.1f}" y="{top + ph + 13}" font-size="10" text-anchor="middle">{x:.3g}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{_H - 3}" font-size="10" text-anchor="middle" fill="#57606a">'
