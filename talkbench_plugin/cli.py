@@ -7,10 +7,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import __version__
 from .cache import cache_dir
 from .errors import TalkbenchError
-from .metrics import CONVENTIONS, FIDELITY, KNOWN, iqa_mode
-from .run_options import add_options
+from .metrics import CONVENTIONS, KNOWN, iqa_mode
+from .run_options import DEFAULT_METRICS, METRICS_HELP, add_options
 from .weights import add_cli as add_weights_cli
 
 FIXTURES = Path("fixtures")
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(argv[1:])
     parser = argparse.ArgumentParser(prog="talkbench", description=__doc__)
     parser.add_argument("--cache", help="cache directory (default: $TALKBENCH_CACHE or ~/.cache/talkbench)")
+    parser.add_argument("--version", action="version", version=f"talkbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the benchmark tests (shipped with talkbench) from any folder: "
                               "`talkbench run [pytest args]`, e.g. -n 4 --talkbench-data DIR", add_help=False)
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("runs", type=Path, nargs="+", help="the shards' report folders (or results.json files)")
     merge.add_argument("--out", type=Path, required=True, help="folder for the merged report")
     evaluate = sub.choices["evaluate"]
-    evaluate.add_argument("--metrics", default=",".join(FIDELITY))
+    evaluate.add_argument("--metrics", metavar="LIST", default=DEFAULT_METRICS, help=METRICS_HELP)
     evaluate.add_argument("--convention", choices=CONVENTIONS, default="ffmpeg")
     evaluate.add_argument("--report", type=Path, help="write JSON/CSV/Markdown reports here")
     evaluate.add_argument("--weights", help="model weights directory (default: $TALKBENCH_WEIGHTS or the cache's)")
@@ -179,6 +181,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         moments = args.report.resolve() / "fid-moments" if args.report else Path(scratch)  # for the pooled FID
         options = family_options(lambda name: getattr(args, name), str(weights_dir(args.weights, cache)), device,
                                  str(moments))
+        metrics = _with_weights(metrics, options, str(weights_dir(args.weights, cache)))
         records, cases = [], []
         todo = [c for c in dataset.cases() if c.generated is None or c.pipeline.command is not None
                 or c.generated.is_file()]
@@ -230,6 +233,23 @@ def _evaluate_on_executor(args: argparse.Namespace, cases: list, metrics: list[s
     settings = RunSettings(metrics, cache, args.convention, 32, "auto", str(weights_dir(args.weights, cache).resolve()),
                            values, moments)
     return evaluate_cases(spec, cases, settings)
+
+
+def _with_weights(metrics: list[str], options: dict, directory: str) -> list[str]:
+    """The metrics whose model weights are in place; the others are skipped, saying what to fetch (as pytest does)."""
+    from .metrics import INCEPTION, SYNC
+    from .weights import verify
+
+    def needed(metric: str) -> tuple[str, ...]:
+        return options["sync"].needed_weights() if metric in SYNC else ("inception",) if metric in INCEPTION else ()
+
+    lacking = {m: [n for n in needed(m) if not verify(n, directory).ok] for m in metrics}
+    skipped = [m for m in metrics if lacking[m]]
+    if skipped:
+        names = list(dict.fromkeys(n for m in skipped for n in lacking[m]))
+        print(f"{', '.join(skipped)} skipped: no {' / '.join(names)} weights in {directory}; run `talkbench weights "
+              f"fetch {' '.join(names)}` (or set $TALKBENCH_WEIGHTS / --weights)", file=sys.stderr)
+    return [m for m in metrics if m not in skipped]
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -18,8 +18,18 @@ import numpy as np
 
 from .errors import TalkbenchError
 from .reporting.leaderboard import boards
-from .reports import (Table, alignment_notes, comparison_table, errors, failure_line, fmt_value, gate_line,
-                      per_language, per_video, runtime)
+from .reports import (
+    Table,
+    alignment_notes,
+    comparison_table,
+    errors,
+    failure_line,
+    fmt_value,
+    gate_line,
+    per_language,
+    per_video,
+    runtime,
+)
 
 THUMB_HEIGHT = 160
 WORST_FRAMES = 2

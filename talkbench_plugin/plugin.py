@@ -18,8 +18,8 @@ from .cache import cache_dir
 from .collector import ResultCollector
 from .errors import TalkbenchError
 from .manifest import CALIBRATION, Case, Dataset
-from .metrics import CONVENTIONS, DEFAULT, FACE, INCEPTION, KNOWN, SYNC, iqa_mode
-from .run_options import add_options, family_options
+from .metrics import CONVENTIONS, FACE, INCEPTION, KNOWN, SYNC, iqa_mode
+from .run_options import DEFAULT_METRICS, METRICS_HELP, add_options, family_options
 from .scratch import new_run_dir
 from .thresholds import Thresholds
 
@@ -46,8 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--talkbench-strict", action="store_true",
                     help="a pipeline, speaker or metric name in the thresholds file that matches nothing is an "
                          "error (default: a warning)")
-    group.addoption("--talkbench-metrics", metavar="LIST", default=",".join(DEFAULT),
-                    help="metrics to compute, comma-separated (default: %(default)s)")
+    group.addoption("--talkbench-metrics", metavar="LIST", default=DEFAULT_METRICS, help=METRICS_HELP)
     group.addoption("--talkbench-convention", choices=CONVENTIONS, default="ffmpeg",
                     help="PSNR/SSIM convention: ffmpeg (YUV planes, FFmpeg's filters) or skimage (RGB)")
     group.addoption("--talkbench-calibrations", metavar="LIST", default="reference,static,shifted,degraded",

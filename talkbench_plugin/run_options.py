@@ -11,6 +11,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .metrics import DEFAULT
+
+DEFAULT_METRICS = ",".join(DEFAULT)  # what pytest and `talkbench evaluate` compute by default
+METRICS_HELP = ("metrics to compute, comma-separated: talkbench's (psnr, ssim, fid, lse_c, ...) or any of pyiqa's "
+                "by name; those whose model weights are missing are skipped, saying which "
+                "(default: %(default)s)")
+
 
 def _positive(text: str) -> int:
     """An option value of 1 or more (argparse's ``type``: a bad one is refused when options are parsed)."""

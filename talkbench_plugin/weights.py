@@ -357,7 +357,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     actions.add_parser("list", help="known weights, their sources and whether they are here").set_defaults(
         func=_cmd_list)
     p_fetch = actions.add_parser("fetch", help="download and verify weights (default: all)")
-    p_fetch.add_argument("names", nargs="*")
+    p_fetch.add_argument("names", nargs="*", metavar="NAME",
+                         help=f"weights to fetch: {', '.join(sorted(REGISTRY))} (default: all)")
     p_fetch.add_argument("--url", help="download from this URL instead (one name only)")
     p_fetch.add_argument("--force", action="store_true", help="download even if a verified file is there")
     p_fetch.set_defaults(func=_cmd_fetch)

@@ -135,7 +135,7 @@ def test_talkbench_compare_reads_pytest_benchmark_storage(project: pytest.Pytest
     storage = project.path / "store"
     for name in ("base", "new"):
         run(project, "-k", "a-", f"--benchmark-storage={storage}", f"--benchmark-save={name}").assert_outcomes(passed=4)
-    saved = sorted(storage.rglob("0002_new.json"))[0]
+    saved = next(storage.rglob("0002_new.json"))
     data = json.loads(saved.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in {saved}"))
     entries = {b["fullname"]: b for b in data["benchmarks"]}
     assert entries["benchmarks/test_fidelity.py::test_psnr[a-reference]"]["extra_info"]["psnr_nonfinite"] == "inf"

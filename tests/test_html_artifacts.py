@@ -98,7 +98,7 @@ def test_links_ticks_and_failing_cells_in_headless_chromium(tmp_path: Path) -> N
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
                               "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True)
-    found = re.search(r'<pre id="result">(.*?)</pre>', dom.stdout, re.S)
+    found = re.search(r'<pre id="result">(.*?)</pre>', dom.stdout, re.DOTALL)
     assert found, dom.stdout[-2000:]
     result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert result["missing"] == [] and {"#case-a-W2L", "#case-b-W2L"} <= set(result["links"])

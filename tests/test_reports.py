@@ -9,7 +9,13 @@ import pytest
 
 from talkbench_plugin import strict_json
 from talkbench_plugin.baseline import load_run
-from talkbench_plugin.reports import markdown, per_language, per_video, runtime, write_reports
+from talkbench_plugin.reports import (
+    markdown,
+    per_language,
+    per_video,
+    runtime,
+    write_reports,
+)
 
 
 def record(speaker: str, language: str, pipeline: str, psnr: float, ssim: float, error: str | None = None) -> dict:
