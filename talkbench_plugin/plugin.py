@@ -53,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="calibration pipelines added to every dataset, comma-separated, or 'none' "
                          "(default: %(default)s)")
     group.addoption("--talkbench-shard", metavar="I/N|auto",
-                    help="run only shard I of N (1-based): every N-th case of the dataset, from the I-th on; auto: "
+                    help="run only shard I of N (1-based): cases split by expected cost (frames x metrics); auto: "
                          "from SLURM_ARRAY_TASK_ID/COUNT or TALKBENCH_SHARD_INDEX/COUNT (0-based index)")
     group.addoption("--talkbench-report", metavar="DIR",
                     help="write results.json, CSV, Markdown and HTML reports here")

@@ -144,7 +144,7 @@ def per_language_csv(records: Sequence[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     pooled = any(r.get("fid_pooled") for r in records)
-    writer.writerow(["lang", "pipeline", *(h for n in names for h in ((n.upper(), "FID_POOLED")
+    writer.writerow(["lang", "pipeline", *(h for n in names for h in ((n.upper(), "FID pooled")
                                                                       if n == "fid" and pooled else (n.upper(),))),
                      "cases_ok", "cases"])
     for (language, pipeline), members in sorted(groups.items()):

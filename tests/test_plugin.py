@@ -247,7 +247,7 @@ def test_sync_tests_with_weights(project: pytest.Pytester, sync_weights_dir: Pat
                  "--talkbench-sync-detector", "none", "--talkbench-metrics", "psnr,lse_c,lse_d,av_offset",
                  "--talkbench-calibrations", "reference,shifted", "--talkbench-report", "rep")
     # a-Blur's output has no audio: its three sync tests fail, naming the file; the rest pass
-    result.assert_outcomes(passed=9, failed=3, skipped=3)  # ssim is not enabled
+    result.assert_outcomes(passed=9, failed=3)  # ssim is not enabled: not collected
     out = result.stdout.str()
     assert "a-Blur: lse_c: " in out and "a_Blur.mp4: has no audio stream" in out
     assert "LSE_C" in out and "AV_OFFSET" in out and "skipped: no" not in out

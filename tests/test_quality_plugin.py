@@ -90,8 +90,8 @@ def test_fid_per_case_pooled_per_group_and_cached(project: pytest.Pytester) -> N
     first = run(project, "-n", "2", "--talkbench-metrics", "psnr,fid,gmsd,piqe", "--talkbench-weights", "weights",
                 "--talkbench-report", "one")
     # a: Blur, reference, degraded; b: reference, degraded, Blur (missing: skipped); psnr, fid, gmsd, piqe pass,
-    # ssim and inception_score are not enabled
-    first.assert_outcomes(passed=5 * 4, skipped=4 + 6 * 2)
+    # ssim and inception_score are not enabled: not collected
+    first.assert_outcomes(passed=5 * 4, skipped=4)
     one = results(project, "one")
     fid = {case: r["metrics"]["fid"]["value"] for case, r in one.items()}
     degraded = fid["a-degraded"]
@@ -126,7 +126,7 @@ def test_fid_per_case_pooled_per_group_and_cached(project: pytest.Pytester) -> N
 
     second = run(project, "-n", "2", "--talkbench-metrics", "psnr,fid", "--talkbench-weights", "weights",
                  "--talkbench-report", "two")
-    second.assert_outcomes(passed=5 * 2, skipped=2 + 6 * 2)
+    second.assert_outcomes(passed=5 * 2, skipped=2)
     two = results(project, "two")
     assert all(r["metrics"]["fid"]["details"]["reference_cached"] for r in two.values())
     assert {r["speaker"] for r in one.values() if not r["metrics"]["fid"]["details"]["reference_cached"]} == {"a", "b"}
@@ -137,7 +137,7 @@ def test_fid_per_case_pooled_per_group_and_cached(project: pytest.Pytester) -> N
 def test_without_weights_fid_skips_with_the_fetch_hint(project: pytest.Pytester) -> None:
     (project.path / "empty").mkdir()
     result = run(project, "--talkbench-metrics", "psnr,fid", "--talkbench-weights", "empty", "-k", "a-")
-    result.assert_outcomes(passed=3, skipped=3 * 3)  # fid for want of weights; ssim, IS not enabled
+    result.assert_outcomes(passed=3, skipped=3)  # fid for want of weights; ssim, IS not enabled: not collected
     out = result.stdout.str()
     assert "fid needs the inception weights, not found at" in out and "talkbench weights fetch inception" in out
     lines = [line for line in result.outlines if line.startswith("fid skipped: no inception weights in")]
@@ -147,7 +147,7 @@ def test_without_weights_fid_skips_with_the_fetch_hint(project: pytest.Pytester)
 
 def test_pyiqa_metric_without_its_file_skips_with_its_url(project: pytest.Pytester) -> None:
     result = run(project, "--talkbench-metrics", "psnr,niqe", "-k", "a-reference")
-    result.assert_outcomes(passed=1, skipped=4)  # niqe for want of its file; ssim, fid, IS not enabled
+    result.assert_outcomes(passed=1, skipped=1)  # niqe for want of its file; ssim, fid, IS not enabled: not collected
     out = result.stdout.str()
     assert "niqe needs the pyiqa niqe weights" in out and "niqe_modelparameters.mat" in out
     assert "download https://" in out
