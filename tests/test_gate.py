@@ -70,7 +70,7 @@ def test_a_baseline_of_another_dataset_stops_the_run(project: pytest.Pytester) -
 
 def metric_columns(folder: Path) -> tuple[list, list]:
     """The per-video table without its timing columns, and the per-language table."""
-    video = [{k: v for k, v in row.items() if k not in ("time s", "fps", "RTF")}
+    video = [{k: v for k, v in row.items() if k not in ("time_s", "fps", "rtf")}
              for row in csv.DictReader((folder / "per_video.csv").open())]
     return video, list(csv.DictReader((folder / "per_language.csv").open()))
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from videos import moving_frames, write_video
 
+from talkbench_plugin import strict_json
+
 BENCH = (Path(__file__).resolve().parents[1] / "benchmarks" / "test_fidelity.py").read_text()
 
 MANIFEST = """
@@ -66,7 +68,7 @@ def test_cases_tables_and_reports(project: pytest.Pytester) -> None:
                                                            "--talkbench-cache", "cache").outlines)
     assert "no output of Blur for b: expected" in out and "out/b_Blur.mp4" in out
     assert "Per video" in out and "Per language (mean over speakers)" in out
-    data = json.loads((project.path / "rep" / "results.json").read_text())
+    data = strict_json.loads((project.path / "rep" / "results.json").read_text())  # inf as null + name
     cases = {r["case"]: r for r in data["results"]}
     assert set(cases) == {"a-Blur", "a-reference", "a-static", "a-shifted", "a-degraded",
                           "b-reference", "b-static", "b-shifted", "b-degraded"}
