@@ -97,7 +97,7 @@ def test_generated_once_reused_regenerated_and_reported(project: pytest.Pytester
     assert records["a-PS"]["generation"]["train"]["cached"] is False
     assert records["a-PS"]["segment"]["start"] == 1.0 and records["a-PS"]["alignment"]["compared"] == 25
     header = (project.path / "rep1" / "per_video.csv").read_text().splitlines()[0]
-    assert header.endswith("RTF,gen RTF,gen fps")
+    assert header.endswith("rtf,gen_rtf,gen_fps,error")
     first.stdout.re_match_lines([r".*a\s+en\s+Tiny\s+[\d.]+\s+[\d.]+\s+50\s+.*\s[\d.]+\s+[\d.]+$"])
     bench = json.loads((project.path / "b1.json").read_text())["benchmarks"]
     generated = {b["name"]: b for b in bench if b["group"] == "generate"}
