@@ -136,16 +136,16 @@ def per_video_csv(records: Sequence[dict[str, Any]]) -> str:
 
 
 def per_language_csv(records: Sequence[dict[str, Any]]) -> str:
-    """The per-language table as CSV, means at full precision."""
+    """The per-language table as CSV, means (and pooled FID/FVD) at full precision."""
     names = metric_names(records)
+    pooled = {n: key for n, key in _POOLED.items() if any(r.get(key) for r in records)}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["language"], r["pipeline"]), []).append(r)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    pooled = any(r.get("fid_pooled") for r in records)
-    writer.writerow(["lang", "pipeline", *(h for n in names for h in ((n.upper(), "FID pooled")
-                                                                      if n == "fid" and pooled else (n.upper(),))),
+    writer.writerow(["lang", "pipeline", *(h for n in names for h in ((n.upper(), f"{n.upper()} pooled")
+                                                                      if n in pooled else (n.upper(),))),
                      "cases_ok", "cases"])
     for (language, pipeline), members in sorted(groups.items()):
         ok = [r for r in members if not r.get("error")]
@@ -153,8 +153,8 @@ def per_language_csv(records: Sequence[dict[str, Any]]) -> str:
         for n in names:
             values = [r["metrics"][n]["value"] for r in ok if r["metrics"].get(n, {}).get("value") is not None]
             cells.append(_raw(statistics.fmean(values) if values else None))
-            if n == "fid" and pooled:
-                cells.append(_raw(next((r["fid_pooled"] for r in ok if r.get("fid_pooled")), {}).get("value")))
+            if n in pooled:
+                cells.append(_raw(next((r[pooled[n]] for r in ok if r.get(pooled[n])), {}).get("value")))
         writer.writerow([language, pipeline, *cells, len(ok), len(members)])
     return out.getvalue()
 
