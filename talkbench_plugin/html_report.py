@@ -20,12 +20,12 @@ from .errors import TalkbenchError
 from .reporting.leaderboard import boards
 from .reports import (
     Table,
-    alignment_notes,
     comparison_table,
     errors,
     failure_line,
     fmt_value,
     gate_line,
+    notes,
     per_language,
     per_video,
     runtime,
@@ -80,9 +80,9 @@ def render(records: Sequence[dict[str, Any]], info: dict[str, Any]) -> str:
     problems = errors(records)
     if problems:
         parts.append("<h2>Errors</h2><ul>" + "".join(f'<li class="error">{_e(p)}</li>' for p in problems) + "</ul>")
-    notes = alignment_notes(records)
-    if notes:
-        parts.append("<h2>Alignment notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    warnings = notes(records)
+    if warnings:
+        parts.append("<h2>Alignment notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in warnings) + "</ul>")
     parts.append("<h2>Cases</h2>")
     parts += [_case(r) for r in records]
     title = _e(f"talkbench: {info.get('dataset', '')}")

@@ -303,10 +303,6 @@ def gate_line(gate: dict[str, Any]) -> str:
     return f"**Gate: {gate['verdict']}**" + (f" ({', '.join(counts)})" if counts else "")
 
 
-def alignment_notes(records: Sequence[dict[str, Any]]) -> list[str]:
-    return [f"{r['case']}: {w}" for r in records for w in r.get("alignment", {}).get("warnings", [])]
-
-
 def comparison_table(data: dict[str, Any]) -> Table:
     """A run compared with a saved one (compare.Comparison.to_json) as a table."""
     rows = [[c["case"], c["metric"], c["status"], fmt_value(c["metric"], c["old"]), fmt_value(c["metric"], c["new"]),
