@@ -74,3 +74,30 @@ def test_a_run_without_the_executor_imports_no_ray() -> None:
             "print(json.dumps(sorted(m for m in ('ray', 'torch') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_fid_and_fvd_moments_travel_back_and_land_in_the_controllers_folder(tmp_path: Path) -> None:
+    """A task's moments files (FID's and FVD's, for group pooling) are read on the node and rewritten under the
+    controller's moments folder, the record pointing there; a metric without moments is left alone."""
+    from types import SimpleNamespace
+
+    from talkbench_plugin.execution.ray_executor import RayExecutor
+    from talkbench_plugin.execution.task import moments_files
+
+    node = tmp_path / "node"
+    node.mkdir()
+    files = {name: node / f"{name}.npz" for name in ("fid-gen", "fid-ref", "fvd-gen", "fvd-ref")}
+    for path in files.values():
+        path.write_bytes(path.name.encode())
+    record = {"metrics": {
+        "fid": {"details": {"moments": {"generated": str(files["fid-gen"]), "reference": str(files["fid-ref"])}}},
+        "fvd": {"details": {"moments": {"generated": str(files["fvd-gen"]), "reference": str(files["fvd-ref"])}}},
+        "psnr": {"details": {}}, "lpips": {"value": None, "error": "no weights"}}}
+    assert sorted(moments_files(record)) == sorted(map(str, files.values()))
+    moments = {str(path): path.read_bytes() for path in files.values()}
+    controller = tmp_path / "moments"
+    controller.mkdir()
+    RayExecutor.keep_moments(SimpleNamespace(settings=SimpleNamespace(moments_dir=controller)), record, moments)
+    for name in ("fid", "fvd"):
+        for side, path in record["metrics"][name]["details"]["moments"].items():
+            assert Path(path).parent == controller and Path(path).read_bytes() == Path(path).name.encode(), side

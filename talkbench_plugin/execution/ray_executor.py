@@ -19,7 +19,7 @@ from ..cache import atomic_path
 from ..errors import TalkbenchError
 from ..manifest import Case
 from .spec import ExecutorSpec
-from .task import Tracker, absolute, run_case, task_options
+from .task import Tracker, absolute, moments_paths, run_case, task_options
 
 MAX_RETRIES = 1
 
@@ -138,18 +138,18 @@ class RayExecutor:
                 "execution": {"executor": "ray", "nodes": nodes}}
 
     def keep_moments(self, record: dict[str, Any], moments: Mapping[str, bytes]) -> None:
-        """Write the task's FID moments files into the controller's moments folder and point the record there
+        """Write the task's FID and FVD moments files into the controller's moments folder and point the record there
         (the node's own files may be on a disk the controller cannot see)."""
         directory = self.settings.moments_dir
         if directory is None:
             return
-        paths = record["metrics"]["fid"]["details"]["moments"]
-        for side, path in paths.items():
-            if path in moments:
-                dest = directory / Path(path).name
-                with atomic_path(dest) as tmp:
-                    tmp.write_bytes(moments[path])
-                paths[side] = str(dest)
+        for paths in moments_paths(record):
+            for side, path in paths.items():
+                if path in moments:
+                    dest = directory / Path(path).name
+                    with atomic_path(dest) as tmp:
+                        tmp.write_bytes(moments[path])
+                    paths[side] = str(dest)
 
     def cancel(self) -> list[Case]:
         """Interrupt the running tasks and drop the queued ones; the cases that had not finished."""

@@ -1,5 +1,5 @@
 """What a Ray task does on its node: check that the node sees the case's files, evaluate the case there, and
-send back the record with the FID moments files it names (the controller pools a group's FID from them).
+send back the record with the FID and FVD moments files it names (the controller pools a group's FID from them).
 
 Runs inside Ray workers; ``ray`` is imported in the functions that use it.
 """
@@ -92,10 +92,19 @@ def run_case(case: Case, metrics: Sequence[str], cache: str, run: Mapping[str, A
     return {"record": record, "moments": moments}
 
 
+POOLED = ("fid", "fvd")  # the metrics whose moments files the controller pools per language group
+
+
+def moments_paths(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The ``{side: path}`` moments entries of the record's pooled metrics (FID, FVD), each a live dict."""
+    metrics = record.get("metrics", {})
+    return [metrics[name]["details"]["moments"] for name in POOLED
+            if (metrics.get(name) or {}).get("details", {}).get("moments")]
+
+
 def moments_files(record: Mapping[str, Any]) -> list[str]:
-    """The FID moments files a record names (generated and reference side)."""
-    moments = record.get("metrics", {}).get("fid", {}).get("details", {}).get("moments", {})
-    return [path for path in (moments.get("generated"), moments.get("reference")) if path]
+    """The moments files a record names (generated and reference side of FID and FVD)."""
+    return [path for paths in moments_paths(record) for path in paths.values() if path]
 
 
 def task_options(case: Case, metrics: Sequence[str], cluster_gpus: float) -> dict[str, Any]:
