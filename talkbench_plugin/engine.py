@@ -16,7 +16,7 @@ from .cache import file_sha256
 from .datasets import materialize
 from .errors import MediaError, TalkbenchError
 from .manifest import Case
-from .media.align import Alignment, aligned_batches
+from .media.align import Alignment, Upright, aligned_batches
 from .media.video import VideoInfo, iter_frames, prefetch, probe
 from .metrics import CaseMedia, Metric, StreamMetric, family_of, family_options, make_metric, make_stream_metric
 from .progress import ProgressFn
@@ -228,8 +228,11 @@ def _expected_frames(case: Case, ref: VideoInfo) -> int | None:
 
 def _tap(side: str, frames: Iterator[tuple[float, av.VideoFrame]], consumers: dict[str, StreamMetric],
          failed: dict[str, str], timer: StageTimer) -> Iterator[tuple[float, av.VideoFrame]]:
-    """Pass ``frames`` on, showing each to the stream metrics of ``side`` until they want no more."""
-    for t, frame in frames:
+    """Pass ``frames`` on, showing each to the stream metrics of ``side`` until they want no more (turned
+    upright first, as the aligned pairs are, where the display matrix says so)."""
+    upright = Upright()
+    for t, stored in frames:
+        frame = upright(stored) if consumers else stored
         for family, metric in list(consumers.items()):
             if family in failed:
                 del consumers[family]
@@ -241,7 +244,7 @@ def _tap(side: str, frames: Iterator[tuple[float, av.VideoFrame]], consumers: di
                 failed[family], wanted = metric_error(family, exc), False
             if not wanted:
                 del consumers[family]
-        yield t, frame
+        yield t, stored
 
 
 def _stream_results(family: str, engine: StreamMetric, metrics: Sequence[str], timer: StageTimer,

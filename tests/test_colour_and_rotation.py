@@ -72,3 +72,24 @@ def test_display_matrix_rotation_is_applied_on_either_side(clips, tmp_path: Path
     side = "reference" if ref == "rotated" else "generated"
     assert record["alignment"]["conversions"] == [(f"{side}: turned 90 degrees counter-clockwise as its display "
                                                    "matrix says (FFmpeg's autorotate)")]
+
+
+def test_metrics_fed_a_videos_own_frames_see_it_turned_too(tmp_path: Path) -> None:
+    """CPBD (a stream metric: the generated video's own frames) scores the turned picture, as ffmpeg's gray
+    dump of the rotated file (autorotated) gives it to the cpbd package."""
+    import cpbd
+    from imageio.v2 import imread
+
+    ref = tmp_path / "ref.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=128x80:r=25:d=0.2", "-c:v", "libx264", "-crf", "18",
+           "-pix_fmt", "yuv420p", ref)
+    rotated = tmp_path / "rotated.mp4"
+    ffmpeg("-i", ref, "-c", "copy", "-metadata:s:v:0", "rotate=90", rotated)
+    (tmp_path / "frames").mkdir()
+    ffmpeg("-i", rotated, "-pix_fmt", "gray", tmp_path / "frames" / "%03d.png")
+    dumped = [imread(p, mode="L") for p in sorted((tmp_path / "frames").glob("*.png"))]
+    assert dumped[0].shape == (128, 80)  # ffmpeg turned it
+    case = Case(Speaker("s", "en", rotated), Pipeline("P", "dubbing", "x"), rotated, Segment())
+    entry = evaluate_case(case, ["cpbd"], tmp_path / "cache")["metrics"]["cpbd"]
+    assert entry["per_frame"] == pytest.approx([cpbd.compute(f) for f in dumped], abs=1e-6)
+    assert entry["per_frame"] != pytest.approx([cpbd.compute(f.T) for f in dumped], abs=1e-3)  # not the stored one

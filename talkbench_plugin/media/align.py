@@ -240,14 +240,46 @@ class Scaler:
     def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
         from .video import colour_range
 
-        rotation = round(frame.rotation or 0) % 360
-        rotation = rotation if rotation in _TURNS else 0
+        rotation = display_rotation(frame)
         in_range = colour_range(frame)
         key = (frame.width, frame.height, frame.format.name, rotation, in_range)
         if key[:3] == self.target and not rotation and in_range in ("", self.range):
             return frame
         if key not in self._graphs:
             self._graphs[key] = self._build(frame, rotation, in_range)
+        _, src, sink = self._graphs[key]
+        src.push(frame)
+        return sink.pull()
+
+
+def display_rotation(frame: av.VideoFrame) -> int:
+    """The quarter turn (0, 90, 180, 270 degrees counter-clockwise) the frame's display matrix asks for."""
+    rotation = round(frame.rotation or 0) % 360
+    return rotation if rotation in _TURNS else 0
+
+
+class Upright:
+    """Turn frames as their display matrix says, with the filters FFmpeg's autorotate inserts, for the
+    metrics fed a video's own frames (lip sync, FID, CPBD, FVD); upright frames pass as they are."""
+
+    def __init__(self) -> None:
+        self._graphs: dict[tuple[Any, ...], tuple[av.filter.Graph, Any, Any]] = {}  # the graph keeps its filters
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        rotation = display_rotation(frame)
+        if not rotation:
+            return frame
+        key = (frame.width, frame.height, frame.format.name, rotation)
+        if key not in self._graphs:
+            graph = av.filter.Graph()
+            graph.threads = 1
+            src = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                   time_base=frame.time_base or Fraction(1, 25))
+            chain = [*(graph.add(*step) for step in _TURNS[rotation]), graph.add("buffersink")]
+            for a, b in zip([src, *chain], chain):
+                a.link_to(b)
+            graph.configure()
+            self._graphs[key] = (graph, src, chain[-1])
         _, src, sink = self._graphs[key]
         src.push(frame)
         return sink.pull()
