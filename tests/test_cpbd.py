@@ -10,7 +10,7 @@ import cpbd
 import numpy as np
 import pytest
 from imageio.v2 import imread
-from videos import moving_frames, write_video
+from videos import CLIPS, moving_frames, write_video
 
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.errors import TalkbenchError
@@ -90,7 +90,7 @@ def cpbd_inputs() -> list[np.ndarray]:
     frames = [rng.integers(0, 256, (130, 200)).astype(np.uint8), np.zeros((128, 128), np.uint8), step, ramp,
               ramp[:, ::-1].copy(), (ramp + rng.normal(0, 2, ramp.shape)).clip(0, 255).astype(np.uint8),
               sharp_and_soft(3, 160, 5)[2, :, :, 0]]
-    clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "may_5s.mp4"
+    clip = CLIPS / "may_5s.mp4"
     if clip.is_file():
         import av
 

@@ -14,13 +14,13 @@ from videos import moving_frames, write_video
 from talkbench_plugin import weights
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.face.landmarks import FrameFaces
-from talkbench_plugin.options.face import FaceOptions
 from talkbench_plugin.face.random_arcface import R18, write_random_arcface
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.media.still import png
 from talkbench_plugin.metrics import face
 from talkbench_plugin.metrics.base import FramePairs
 from talkbench_plugin.metrics.face import IdentitySimilarity
+from talkbench_plugin.options.face import FaceOptions
 
 
 @pytest.fixture(scope="session")

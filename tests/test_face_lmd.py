@@ -12,11 +12,16 @@ from videos import moving_frames, write_video
 
 from talkbench_plugin import weights
 from talkbench_plugin.engine import evaluate_case
-from talkbench_plugin.face.landmarks import FaceProblem, Landmarker, load_fan, write_random_fan
-from talkbench_plugin.options.face import FaceOptions
+from talkbench_plugin.face.landmarks import (
+    FaceProblem,
+    Landmarker,
+    load_fan,
+    write_random_fan,
+)
 from talkbench_plugin.manifest import CALIBRATION, Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics.base import FramePairs
 from talkbench_plugin.metrics.face import LandmarkDistance
+from talkbench_plugin.options.face import FaceOptions
 
 BOX = np.array([20.0, 24.0, 104.0, 116.0, 0.99])  # one face box in the 128x128 test frames
 

@@ -18,13 +18,13 @@ import pytest
 import torch
 from PIL import Image
 from pyiqa.utils import download_util
+from videos import CLIPS
 
 from talkbench_plugin.fid.cache import cached_moments
 from talkbench_plugin.fid.features import InceptionNet, InceptionStats
 from talkbench_plugin.fid.frechet import FidResult, fid
 from talkbench_plugin.fid.moments import GaussianStats, Moments
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 GENERATED, REFERENCE = CLIPS / "may_radnerf_generated.mp4", CLIPS / "may_5s.mp4"
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 N_FRAMES, STRIDE = 12, 10  # 12 frames spread over 4.8 s of each clip

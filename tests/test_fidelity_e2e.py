@@ -34,14 +34,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from videos import moving_frames, write_video
+from videos import CLIPS, moving_frames, write_video
 
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
 from talkbench_plugin.media.align import Alignment, aligned_batches
 from talkbench_plugin.media.video import iter_frames, probe
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 PSNR_TOL = 1e-4  # dB
 SSIM_TOL = 1e-5
 

@@ -19,13 +19,13 @@ import pytest
 import scipy.fft
 from skimage import data, filters
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from videos import CLIPS
 
 from talkbench_plugin.metrics.base import FramePairs, frame_planes
 from talkbench_plugin.metrics.psnr import FFmpegPSNR
 from talkbench_plugin.metrics.skimage_convention import SkimagePSNR, SkimageSSIM
 from talkbench_plugin.metrics.ssim import FFmpegSSIM
 
-CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 PSNR_TOL = 1e-4  # dB
 SSIM_TOL = 1e-5
 

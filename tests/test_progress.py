@@ -12,7 +12,13 @@ from videos import moving_frames, write_video
 
 from talkbench_plugin import progress
 from talkbench_plugin.cli import main
-from talkbench_plugin.progress import DownloadBar, ProgressFile, StatusLine, cases_of, status
+from talkbench_plugin.progress import (
+    DownloadBar,
+    ProgressFile,
+    StatusLine,
+    cases_of,
+    status,
+)
 
 
 class Tty(io.StringIO):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.io import wavfile
+from videos import CLIPS
 
 from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.manifest import CALIBRATION, Case, Pipeline, Segment, Speaker
@@ -21,7 +22,6 @@ from talkbench_plugin.sync.score import score_clip
 from talkbench_plugin.sync.video import VideoSyncScorer
 
 av = pytest.importorskip("av")
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 SECONDS = 2.56  # 64 frames: more than min_track (50), little CPU
 
 

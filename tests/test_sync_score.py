@@ -13,14 +13,13 @@ import python_speech_features as psf
 import torch
 from scipy.io import wavfile
 from sync_oracle import Oracle, coded
+from videos import CLIPS
 
 from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.inference import fold_batch_norms
 from talkbench_plugin.sync import model as syncnet_model
 from talkbench_plugin.sync.mfcc import as_int16_scale, mfcc
 from talkbench_plugin.sync.score import SyncScorer, score_clip
-
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"  # real clips in ../shared, when present
+
 
 def moving_frames(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
     """``n`` RGB frames of a textured pattern that moves a little each frame."""
