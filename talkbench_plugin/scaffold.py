@@ -8,6 +8,7 @@ video.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def pair_dataset(reference: Path, generated: Path, language: str = "und", pipeli
             raise ManifestError(f"{option} {path}: file not found")
     reference, generated = reference.resolve(), generated.resolve()
     speaker = Speaker(_ident(reference.stem), language, reference)
-    outputs = str(generated).replace("{", "{{").replace("}", "}}")
-    return Dataset("pair", reference.parent, reference, {speaker.id: speaker},
+    root = Path(os.path.commonpath([reference.parent, generated.parent]))  # outputs stay inside the root
+    outputs = str(generated.relative_to(root)).replace("{", "{{").replace("}", "}}")
+    return Dataset("pair", root, reference, {speaker.id: speaker},
                    {pipeline: Pipeline(pipeline, "one-shot", outputs)})
