@@ -139,9 +139,11 @@ def executor(cluster, tmp_path: Path):
     from talkbench_plugin.execution.ray_executor import RayExecutor, RunSettings
     from talkbench_plugin.execution.spec import ExecutorSpec
 
+    from talkbench_plugin.run_options import OPTIONS
+
+    defaults = {name.replace("-", "_"): option["default"] for name, option in OPTIONS.items()}
     settings = RunSettings(["psnr", "ssim"], tmp_path / "cache", "ffmpeg", 32, "auto", str(tmp_path / "w"),
-                           {"sync_audio": "own", "sync_detector": "s3fd", "sync_detect_every": 1,
-                            "sync_combine": "best", "fid_sampling": "every"}, tmp_path / "moments")
+                           defaults, tmp_path / "moments")
     runner = RayExecutor(ExecutorSpec("ray", cluster.address), settings)
     runner.connect()
     yield runner
