@@ -79,7 +79,7 @@ REGISTRY: dict[str, WeightSpec] = {
             sha256_ends=("d54a87c2", "c491"),
             git_blob="2bdf053a994371d57f6f535cb2682dc3e2990e89",
             size=89_844_381,
-            used_by="lip sync face detection (S3FD)",
+            used_by="face detection (S3FD) for lip sync, LMD and CSIM",
             provenance="git blob: syncnet-python repository tree (weights/); SHA-256 ends: its README; "
             "full SHA-256 and size: as pinned by several independent projects, consistent with both",
         ),
