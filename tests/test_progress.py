@@ -81,7 +81,8 @@ def test_evaluate_shows_progress_on_a_terminal_and_a_line_per_case_in_ci(tmp_pat
     assert re.fullmatch(r"talkbench \[1/2\] ref-generated: 40 frames in [\d.]+ s \([\d.]+ frames/s\)", lines[0])
 
 
-def test_download_bar_on_a_terminal_and_in_a_log() -> None:
+def test_download_bar_on_a_terminal_and_in_a_log(monkeypatch) -> None:
+    monkeypatch.delenv("CI", raising=False)  # a terminal outside CI (CI=true would mean a log)
     tty = Tty()
     bar = DownloadBar(tty, "syncnet", width=10)
     bar._drawn = -1.0
