@@ -126,8 +126,9 @@ def test_benchmark_compare_options_stop_with_what_to_use(project: pytest.Pyteste
         assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.TESTS_FAILED), args  # xdist: 1
         out = result.stdout.str()
         assert "passed" not in result.stdout.lines[-1], args
-        said = [line for line in out.splitlines() if "--benchmark-compare / --benchmark-compare-fail do not apply" in line
-                and not line.startswith("ERROR ")]  # the short summary repeats it untruncated under CI=true
+        message = "--benchmark-compare / --benchmark-compare-fail do not apply"
+        # the short summary repeats it, untruncated under CI=true
+        said = [line for line in out.splitlines() if message in line and not line.startswith("ERROR ")]
         assert len(said) == 1, args
         assert "--talkbench-compare RUN" in out and "talkbench compare 0001 0002" in out
 
