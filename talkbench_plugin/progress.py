@@ -70,6 +70,15 @@ def case_line(record: dict[str, Any], index: int, count: int) -> str:
     return f"{head}: {frames} frames in {seconds:.2f} s{rate}"
 
 
+def advance(state: dict[str, Any], stage: str, done: int, total: int | None, now: float) -> bool:
+    """Record a case's progress in ``state`` (restarting the stage clock on a new stage); whether the stage changed."""
+    changed = stage != state["stage"]
+    if changed:
+        state["stage_started"] = now
+    state.update(stage=stage, done=done, total=total)
+    return changed
+
+
 class ProgressFile:
     """The engine's progress callable under pytest: the case's state in ``folder/<pid>.json`` (throttled),
     removed when the case is done."""
@@ -83,10 +92,7 @@ class ProgressFile:
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         now = time.time()
-        changed = stage != self.state["stage"]
-        if changed:
-            self.state["stage_started"] = now
-        self.state.update(stage=stage, done=done, total=total)
+        changed = advance(self.state, stage, done, total, now)
         if changed or now - self._written >= MIN_INTERVAL:
             self._written = now
             tmp = self.path.with_suffix(".tmp")
@@ -175,10 +181,7 @@ class ConsoleProgress:
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
         now = time.time()
-        changed = stage != self.state["stage"]
-        if changed:
-            self.state["stage_started"] = now
-        self.state.update(stage=stage, done=done, total=total)
+        changed = advance(self.state, stage, done, total, now)
         if self.tty and (changed or now - self._drawn >= MIN_INTERVAL):
             self._drawn = now
             self.stream.write(f"\r\x1b[Ktalkbench [{self.index}/{self.count}] {status(self.state, now)}")
