@@ -6,25 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from videos import moving_frames, write_video
+from videos import TWO_SPEAKERS, moving_frames, write_video
 
 from talkbench_plugin.cli import main
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
-MANIFEST = """
-[dataset]
-name = "tiny"
-[speakers.a]
-language = "en"
-reference = "ref/a.mp4"
-[speakers.b]
-language = "zh"
-reference = "ref/b.mp4"
-[pipelines.Blur]
-mode = "dubbing"
-outputs = "out/{speaker}_Blur.mp4"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +29,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(pytester: pytest.Pytester, media: Path) -> pytest.Pytester:
     shutil.copytree(media, pytester.path / "data")
-    (pytester.path / "data" / "talkbench.toml").write_text(MANIFEST)
+    (pytester.path / "data" / "talkbench.toml").write_text(TWO_SPEAKERS)
     (pytester.path / "benchmarks").mkdir()
     for name in ("test_fidelity.py", "test_quality.py"):
         shutil.copy(BENCH / name, pytester.path / "benchmarks" / name)
@@ -161,7 +148,7 @@ def test_disabled_metrics_are_not_collected_and_nothing_is_deselected(project: p
 
 
 def test_dataset_error_is_reported_once(project: pytest.Pytester) -> None:
-    (project.path / "data" / "talkbench.toml").write_text(MANIFEST.replace("ref/b.mp4", "ref/nope.mp4"))
+    (project.path / "data" / "talkbench.toml").write_text(TWO_SPEAKERS.replace("ref/b.mp4", "ref/nope.mp4"))
     result = run(project)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert result.stdout.str().count("speakers.b.reference: file not found") == 1

@@ -11,25 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from videos import moving_frames, write_video
+from videos import TWO_SPEAKERS, moving_frames, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 # what only the network metrics need (the families' heavy imports live inside their functions)
 HEAVY = ("torch", "torchvision", "pyiqa", "syncnet_python", "onnxruntime", "cv2", "lpips", "face_alignment",
          "insightface", "ray", "cpbd", "cdfvd")
-MANIFEST = """
-[dataset]
-name = "light"
-[speakers.a]
-language = "en"
-reference = "ref/a.mp4"
-[speakers.b]
-language = "zh"
-reference = "ref/b.mp4"
-[pipelines.Blur]
-mode = "dubbing"
-outputs = "out/{speaker}_Blur.mp4"
-"""
 # records, at the end of each pytest process (controller or worker), which HEAVY modules it imported
 RECORDER = """
 import json, os, sys
@@ -51,7 +38,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         write_video(root / "ref" / f"{speaker}.mp4", moving_frames(12, 48, 32, seed=seed), 25)
         write_video(root / "out" / f"{speaker}_Blur.mp4", moving_frames(12, 48, 32, seed=seed), 25,
                     options={"crf": "35"})
-    (root / "talkbench.toml").write_text(MANIFEST)
+    (root / "talkbench.toml").write_text(TWO_SPEAKERS)
     return root
 
 

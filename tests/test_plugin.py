@@ -7,25 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from videos import moving_frames, write_video
+from videos import TWO_SPEAKERS, moving_frames, write_video
 
 from talkbench_plugin import strict_json
 
 BENCH = (Path(__file__).resolve().parents[1] / "benchmarks" / "test_fidelity.py").read_text()
 
-MANIFEST = """
-[dataset]
-name = "tiny"
-[speakers.a]
-language = "en"
-reference = "ref/a.mp4"
-[speakers.b]
-language = "zh"
-reference = "ref/b.mp4"
-[pipelines.Blur]
-mode = "dubbing"
-outputs = "out/{speaker}_Blur.mp4"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +32,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(pytester: pytest.Pytester, media: Path) -> pytest.Pytester:
     shutil.copytree(media, pytester.path / "data")
-    (pytester.path / "data" / "talkbench.toml").write_text(MANIFEST)
+    (pytester.path / "data" / "talkbench.toml").write_text(TWO_SPEAKERS)
     bench = pytester.path / "benchmarks"
     bench.mkdir()
     (bench / "test_fidelity.py").write_text(BENCH)
@@ -127,7 +114,7 @@ def test_bad_generated_video_fails_its_case_only(project: pytest.Pytester) -> No
 
 
 def test_manifest_error_is_a_clean_collection_error(project: pytest.Pytester) -> None:
-    (project.path / "data" / "talkbench.toml").write_text(MANIFEST.replace("ref/b.mp4", "ref/nope.mp4"))
+    (project.path / "data" / "talkbench.toml").write_text(TWO_SPEAKERS.replace("ref/b.mp4", "ref/nope.mp4"))
     result = run(project)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*talkbench: *talkbench.toml: speakers.b.reference: file not found*"])

@@ -9,6 +9,20 @@ import av
 import numpy as np
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"  # real clips in ../shared, when present
+# a dataset of two speakers (ref/a.mp4 en, ref/b.mp4 zh) and one pipeline (out/<speaker>_Blur.mp4)
+TWO_SPEAKERS = """
+[dataset]
+name = "tiny"
+[speakers.a]
+language = "en"
+reference = "ref/a.mp4"
+[speakers.b]
+language = "zh"
+reference = "ref/b.mp4"
+[pipelines.Blur]
+mode = "dubbing"
+outputs = "out/{speaker}_Blur.mp4"
+"""
 
 
 def moving_frames(n: int, width: int, height: int, seed: int = 0) -> np.ndarray:
