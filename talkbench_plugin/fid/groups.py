@@ -8,7 +8,7 @@ end of a run; a group with one case reuses that case's FID (the same moments giv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from talkbench_plugin.errors import TalkbenchError
@@ -19,7 +19,8 @@ from talkbench_plugin.fid.moments import Moments
 KEY = "fid_pooled"  # the record field each member of a group gets
 
 
-def _pool(paths: Sequence[str]) -> Moments:
+def pool(paths: Sequence[str]) -> Moments:
+    """The sum of the moments files ``paths``: the moments of all their samples at once."""
     total = read(paths[0])
     for path in paths[1:]:
         total = total + read(path)
@@ -34,11 +35,8 @@ def pooled_fid(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return {"value": entries[0]["value"], "cases": 1, "frames": details["frames"],
                 "warnings": details.get("warnings", [])}
     try:
-        generated = [e["details"]["moments"]["generated"] for e in entries]
-        if None in generated:
-            raise TalkbenchError("the generated moments were not kept (no run directory)")
-        reference = list(dict.fromkeys(e["details"]["moments"]["reference"] for e in entries))
-        gen, ref = _pool(generated).compute("pooled generated frames"), _pool(reference).compute("pooled reference")
+        generated, reference = moments_files(entries, "")
+        gen, ref = pool(generated).compute("pooled generated frames"), pool(reference).compute("pooled reference")
         result = fid(gen, ref)
     except TalkbenchError as exc:
         return {"value": None, "error": str(exc)}
@@ -46,13 +44,27 @@ def pooled_fid(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "frames": {"generated": result.n_generated, "reference": result.n_reference}, "warnings": result.warnings}
 
 
-def add_pooled_fid(records: Sequence[dict[str, Any]]) -> None:
-    """Give each record with a FID value its (language, pipeline) group's pooled FID, under ``KEY``."""
+def moments_files(entries: Sequence[dict[str, Any]], label: str) -> tuple[list[str], list[str]]:
+    """A group's metric entries' moments files: every case's generated side, each speaker's reference once."""
+    generated = [e["details"]["moments"]["generated"] for e in entries]
+    if None in generated:
+        raise TalkbenchError(f"the generated {label}moments were not kept (no run directory)")
+    return generated, list(dict.fromkeys(e["details"]["moments"]["reference"] for e in entries))
+
+
+def add_pooled(records: Sequence[dict[str, Any]], metric: str, key: str,
+               pooled: Callable[[Sequence[dict[str, Any]]], dict[str, Any]]) -> None:
+    """Give each record with a ``metric`` value its (language, pipeline) group's ``pooled(members)``, under ``key``."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
-        if not r.get("error") and r.get("metrics", {}).get("fid", {}).get("value") is not None:
+        if not r.get("error") and r.get("metrics", {}).get(metric, {}).get("value") is not None:
             groups.setdefault((r["language"], r["pipeline"]), []).append(r)
     for members in groups.values():
-        pooled = pooled_fid(members)
+        result = pooled(members)
         for r in members:
-            r[KEY] = pooled
+            r[key] = result
+
+
+def add_pooled_fid(records: Sequence[dict[str, Any]]) -> None:
+    """Give each record with a FID value its (language, pipeline) group's pooled FID, under ``KEY``."""
+    add_pooled(records, "fid", KEY, pooled_fid)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from talkbench_plugin.errors import TalkbenchError
-from talkbench_plugin.fid.groups import _pool
+from talkbench_plugin.fid.groups import add_pooled, moments_files, pool
 from talkbench_plugin.metrics.fvd import fvd
 
 KEY = "fvd_pooled"  # the record field each member of a group gets
@@ -23,11 +23,8 @@ def pooled_fvd(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if len(entries) == 1:
         return {"value": entries[0]["value"], "cases": 1, "clips": entries[0]["details"]["clips"]}
     try:
-        generated = [e["details"]["moments"]["generated"] for e in entries]
-        if None in generated:
-            raise TalkbenchError("the generated FVD moments were not kept (no run directory)")
-        reference = list(dict.fromkeys(e["details"]["moments"]["reference"] for e in entries))
-        gen, ref = _pool(generated), _pool(reference)
+        generated, reference = moments_files(entries, "FVD ")
+        gen, ref = pool(generated), pool(reference)
     except TalkbenchError as exc:
         return {"value": None, "error": str(exc)}
     return {"value": fvd(gen, ref), "cases": len(entries), "clips": {"generated": gen.count, "reference": ref.count}}
@@ -35,11 +32,4 @@ def pooled_fvd(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def add_pooled_fvd(records: Sequence[dict[str, Any]]) -> None:
     """Give each record with an FVD value its (language, pipeline) group's pooled FVD, under ``KEY``."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in records:
-        if not r.get("error") and r.get("metrics", {}).get("fvd", {}).get("value") is not None:
-            groups.setdefault((r["language"], r["pipeline"]), []).append(r)
-    for members in groups.values():
-        pooled = pooled_fvd(members)
-        for r in members:
-            r[KEY] = pooled
+    add_pooled(records, "fvd", KEY, pooled_fvd)
