@@ -162,7 +162,7 @@ def _cases(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from .devices import assign, cuda_device_count
     from .engine import evaluate_case
-    from .fid.groups import add_pooled_fid
+    from .pooled import add_group_pools
     from .progress import ConsoleProgress
     from .reporting.leaderboard import boards
     from .reports import errors, notes, per_language, per_video, run_info, write_reports
@@ -198,11 +198,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             progress.case_done(records[-1])
         if args.executor:
             records = _evaluate_on_executor(args, cases, metrics, cache, moments)
-        add_pooled_fid(records)  # reads the moments files, so before the scratch folder goes
-        if any("fvd" in r.get("metrics", {}) for r in records):
-            from .fvd.groups import add_pooled_fvd
-
-            add_pooled_fvd(records)
+        add_group_pools(records)  # reads the moments files, so before the scratch folder goes
     print(per_video(records).text(), per_language(records).text(), *(b.text(sys.stdout.isatty()) for b in
                                                                      boards(records)), sep="\n\n")
     for problem in errors(records):

@@ -67,14 +67,9 @@ def merge_runs(paths: Sequence[Path]) -> Merged:
     problems += _missing_shards([(p, i) for p, i, _ in runs])
     order = {case: i for i, case in enumerate(first_info.get("cases", []))}
     records.sort(key=lambda r: order.get(r["case"], len(order)))  # stable: unknown cases keep file order
-    if any("fid" in r.get("metrics", {}) for r in records):
-        from .fid.groups import add_pooled_fid
+    from .pooled import add_group_pools
 
-        add_pooled_fid(records)  # a language group may span shards: pool again from the moments files
-    if any("fvd" in r.get("metrics", {}) for r in records):
-        from .fvd.groups import add_pooled_fvd
-
-        add_pooled_fvd(records)
+    add_group_pools(records)  # a language group may span shards: pool again from the moments files
     info = {k: v for k, v in first_info.items() if k not in ("shard", "gate")}
     info["merged_from"] = [str(p) for p, _, _ in runs]
     info["gate"] = {"verdict": "failed" if problems else "passed", "problems": problems, "failed": len(failures),

@@ -542,14 +542,9 @@ class ControllerReporter:
         from .reports import markdown, run_info, write_reports
 
         records = self.collector.ordered()
-        if any("fid" in r.get("metrics", {}) for r in records):
-            from .fid.groups import add_pooled_fid
+        from .pooled import add_group_pools
 
-            add_pooled_fid(records)
-        if any("fvd" in r.get("metrics", {}) for r in records):
-            from .fvd.groups import add_pooled_fvd
-
-            add_pooled_fvd(records)
+        add_group_pools(records)
         self._compare(session, records)
         verdict = "failed" if session.exitstatus != pytest.ExitCode.OK else "passed"
         dataset = self.state.dataset()

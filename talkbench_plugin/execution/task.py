@@ -15,6 +15,7 @@ from typing import Any
 
 from ..manifest import CALIBRATION, Case
 from ..metrics import FIDELITY
+from ..pooled import POOLED
 
 
 class Tracker:
@@ -90,9 +91,6 @@ def run_case(case: Case, metrics: Sequence[str], cache: str, run: Mapping[str, A
         moments = {path: Path(path).read_bytes() for path in moments_files(record)}
     record["execution"] = {**execution, "device": device}
     return {"record": record, "moments": moments}
-
-
-POOLED = ("fid", "fvd")  # the metrics whose moments files the controller pools per language group
 
 
 def moments_paths(record: Mapping[str, Any]) -> list[dict[str, str]]:
