@@ -97,6 +97,15 @@ class CaseMedia:
     cache: Path
 
 
+def segment_window(media: CaseMedia, side: str) -> tuple[float, float | None]:
+    """The evaluated segment on ``side``'s own timeline: (start, end or None for the video's end); a generated
+    video longer than the reference is read up to the reference's end."""
+    shift = media.case.offset if side == "generated" else 0.0
+    segment = media.case.segment
+    end = segment.end if segment.end is not None or side == "reference" else media.reference.duration
+    return segment.start - shift, None if end is None else end - shift
+
+
 class StreamMetric:
     """A metric family fed each video's own frames in decode order rather than aligned pairs (lip sync
     at 25 fps from the generated video, FID from each side's frames). One computation can give several

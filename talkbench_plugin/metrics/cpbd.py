@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import TalkbenchError
 from ..timing import StageTimer
-from .base import CaseMedia, MetricValue, StreamMetric
+from .base import CaseMedia, MetricValue, StreamMetric, segment_window
 
 BLOCK = 64  # cpbd's block size: a smaller frame has no block and would score 0
 
@@ -45,14 +45,6 @@ class CpbdOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return {"sampling": self.sampling}
-
-
-def segment_window(media: CaseMedia, side: str) -> tuple[float, float | None]:
-    """The evaluated segment on ``side``'s own timeline: (start, end or None for the video's end)."""
-    shift = media.case.offset if side == "generated" else 0.0
-    segment = media.case.segment
-    end = segment.end if segment.end is not None or side == "reference" else media.reference.duration
-    return segment.start - shift, None if end is None else end - shift
 
 
 def luma(frame: av.VideoFrame) -> np.ndarray:

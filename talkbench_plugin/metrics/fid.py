@@ -26,7 +26,7 @@ from ..fid.frechet import fid
 from ..fid.moments import Moments
 from ..options.inception import InceptionOptions
 from ..timing import StageTimer
-from .base import CaseMedia, MetricValue, StreamMetric
+from .base import CaseMedia, MetricValue, StreamMetric, segment_window
 
 SIDES = ("reference", "generated")
 _NETS: dict[tuple[str, str, str], InceptionNet] = {}
@@ -54,12 +54,8 @@ class SegmentFrames:
     def __init__(self, media: CaseMedia, side: str, sampling: Sampling, batch: int,
                  consume: Callable[[np.ndarray], None]) -> None:
         info = getattr(media, side)
-        shift = media.case.offset if side == "generated" else 0.0
-        segment = media.case.segment
-        end = segment.end if segment.end is not None or side == "reference" else media.reference.duration
         self.path = Path(info.path)
-        self.start = segment.start - shift
-        self.end = None if end is None else end - shift  # a longer generated video: up to the reference's end
+        self.start, self.end = segment_window(media, side)
         self.sampling = sampling
         self.total = self._expected_frames(info.fps, info.duration) if sampling.count is not None else None
         self.batch_size = batch

@@ -29,8 +29,7 @@ from ..fid import cache as moments_cache
 from ..fid.frechet import frechet_distance
 from ..fid.moments import Moments
 from ..timing import StageTimer
-from .base import CaseMedia, MetricValue, StreamMetric
-from .cpbd import segment_window
+from .base import CaseMedia, MetricValue, StreamMetric, segment_window
 
 CLIP = 16  # frames per clip
 SIZE = 224  # I3D input, square
