@@ -1,9 +1,18 @@
 """Fixtures shared by the project's tests."""
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_boxes() -> None:
+    """Each test starts as a new process does: no S3FD boxes remembered from another test's frames."""
+    shared = sys.modules.get("talkbench_plugin.sync.shared_boxes")
+    if shared is not None:
+        shared.forget()
 
 
 @pytest.fixture(scope="module")

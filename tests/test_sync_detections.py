@@ -13,7 +13,7 @@ from talkbench_plugin.errors import TalkbenchError
 from talkbench_plugin.manifest import CALIBRATION, Case, Pipeline, Segment, Speaker
 from talkbench_plugin.metrics import sync as sync_metric
 from talkbench_plugin.metrics.sync import SyncOptions
-from talkbench_plugin.sync import detections
+from talkbench_plugin.sync import detections, shared_boxes
 from talkbench_plugin.sync.faces import S3FDDetector
 
 SYNC = ["lse_c", "lse_d", "av_offset"]
@@ -47,6 +47,8 @@ def _video(path: Path, n: int = 70, seed: int = 0) -> Case:
 
 
 def _run(case: Case, cache: Path, weights: Path, **options) -> dict:
+    """One run, as a new process makes it (no boxes remembered in memory: only the cache file can help)."""
+    shared_boxes.forget()
     record = evaluate_case(case, SYNC, cache, options={"sync": SyncOptions(weights=str(weights), **options)})
     assert record["error"] is None and record["metrics"]["lse_c"].get("error") is None, record
     return record["metrics"]

@@ -3,7 +3,8 @@
 The box is the lip-sync detector's (syncnet-python's S3FD, scale 0.25, confidence > 0.9, its pinned
 ``sfd_face.pth``). face-alignment's own default detector is the same S3FD network (clcarwin's port) but
 with another weights file (``s3fd-619a316812.pth``) and other settings (full scale, NMS 0.3, score >
-0.5), so talkbench detects once, with lip sync's detector, and hands FAN the box as
+0.5), so talkbench detects once, with lip sync's detector (a frame lip sync has seen is not detected again:
+``sync.shared_boxes``), and hands FAN the box as
 ``FaceAlignment.get_landmarks_from_image(image, detected_faces=[box])`` would take it: the same centre
 and scale rule, ``face_alignment.utils.crop`` to 256×256, FAN's last heatmaps, ``get_preds_fromhm``.
 Differences: the crops of a batch go through FAN together (one forward per batch, not per face).
@@ -54,13 +55,17 @@ def load_fan(directory: str | None = None, device: str = "cpu") -> Any:
 
 
 def load_detector(directory: str | None = None, device: str = "cpu") -> Any:
-    """syncnet-python's S3FD with lip sync's settings and pinned weights, once per process."""
+    """syncnet-python's S3FD with lip sync's settings and pinned weights, once per process; the boxes of
+    frames lip sync has already seen come from it (``sync.shared_boxes``) instead of a second detection."""
     key = ("s3fd", str(weights.weight_path("s3fd", directory)), device)
     if key not in _NETS:
+        from ..sync import shared_boxes
         from ..sync.faces import S3FDDetector
         from ..sync.model import load
 
-        _NETS[key] = S3FDDetector(load("s3fd", directory, device), device=device)
+        s3fd = S3FDDetector(load("s3fd", directory, device), device=device)
+        _NETS[key] = shared_boxes.SharedDetector(s3fd, shared_boxes.identity(
+            s3fd.settings(), weights.spec_for("s3fd").sha256, key[1], device))
     return _NETS[key]
 
 

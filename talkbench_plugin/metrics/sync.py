@@ -4,7 +4,8 @@ The generated video's frames are resampled to 25 fps by timestamp (FFmpeg's ``fp
 clipped to the evaluated segment; its own audio track (or the driving audio) from the first kept
 frame on is scored against them by ``sync.VideoSyncScorer``. The networks are syncnet-python's,
 with the pinned weights from the weights cache, loaded once per process. S3FD's boxes are kept under
-``<cache>/faces`` (``sync.detections``): a second run over the same video replays them.
+``<cache>/faces`` (``sync.detections``): a second run over the same video replays them; the face
+metrics find them in memory (``sync.shared_boxes``) rather than detecting the same frames again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..media.rate import RateConverter
 from ..options.sync import SyncOptions
 from ..sync import detections
 from ..sync import model as sync_model
+from ..sync import shared_boxes
 from ..sync.faces import Detector, FaceSettings, S3FDDetector
 from ..sync.score import FPS, SAMPLE_RATE, WINDOW
 from ..sync.video import VideoSyncScorer
@@ -60,6 +62,7 @@ class SyncNetMetric(StreamMetric):
         self._syncnet = _Timed(network("syncnet", options), self._timer, "syncnet forward")
         self._detector: _Timed | None = None
         self._record: tuple[Path, str] | None = None  # where this video's detections go once made
+        self._replayed: Path | None = None  # the cache file the detections were replayed from
         if options.detector == "s3fd":
             self._detector = _Timed(self._face_detector(), self._timer, "face detection")
         self._faces = FaceSettings(detect_every=options.detect_every)
@@ -81,13 +84,17 @@ class SyncNetMetric(StreamMetric):
         detector = {**S3FDDetector.describe(), "weights_sha256": weights.spec_for("s3fd").sha256}
         description = detections.describe(self.media.generated.path, frames, detector)
         path = detections.cache_path(self.media.cache / "faces", description)
+        key = shared_boxes.identity(S3FDDetector.describe(), weights.spec_for("s3fd").sha256,
+                                    str(weights.weight_path("s3fd", self.options.weights)), self.options.device)
         with self._timer.stage("cache"):
             found = detections.load(path, description)
-        if found is not None:
-            return detections.ReplayDetector(found, S3FDDetector.describe(), path)
+        if found is not None:  # replayed in order; the face metrics may use the boxes too
+            self._replayed = path
+            return shared_boxes.SharedDetector(detections.ReplayDetector(found, S3FDDetector.describe(), path),
+                                               key, lookup=False)
         self._record = path, description
         s3fd = S3FDDetector(network("s3fd", self.options), device=self.options.device)
-        return detections.RecordingDetector(s3fd)
+        return detections.RecordingDetector(shared_boxes.SharedDetector(s3fd, key))
 
     def protocol(self) -> dict[str, Any]:
         """Known once ``compute`` has run (the scorer is made at the first evaluated frame)."""
@@ -155,10 +162,11 @@ class SyncNetMetric(StreamMetric):
         """Whether the face boxes were detected in this run or replayed from the cache, and the file."""
         if self._detector is None:
             return {"source": "none (detector none)"}
-        inner = self._detector.inner
-        cached = isinstance(inner, detections.ReplayDetector)
-        path = inner.path if cached else self._record[0]
-        return {"source": "cache" if cached else "detected", "file": str(path)}
+        if self._replayed is not None:
+            return {"source": "cache", "file": str(self._replayed)}
+        shared = self._detector.inner.inner
+        return {"source": "detected", "file": str(self._record[0]),
+                "frames": {"detected": shared.detected, "shared_with_face_metrics": shared.shared}}
 
     def _take(self, slot: int, frame: av.VideoFrame) -> None:
         case = self.media.case
