@@ -24,9 +24,8 @@ from ..inference import fold_batch_norms
 from ..media.audio import load_audio
 from ..media.rate import RateConverter
 from ..options.sync import SyncOptions
-from ..sync import detections
+from ..sync import detections, shared_boxes
 from ..sync import model as sync_model
-from ..sync import shared_boxes
 from ..sync.faces import Detector, FaceSettings, S3FDDetector
 from ..sync.score import FPS, SAMPLE_RATE, WINDOW
 from ..sync.video import VideoSyncScorer
