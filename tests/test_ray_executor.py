@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from filelock import FileLock
 from test_generate_plugin import TINY, speech
@@ -264,3 +265,95 @@ def test_fid_moments_come_back_with_the_record_and_pool_on_the_controller(
     assert pooled.get("error") is None and pooled["cases"] == 2 and pooled["value"] > 0
     assert pooled["frames"]["generated"] == sum(r["metrics"]["fid"]["details"]["frames"]["generated"]
                                                 for r in records)
+
+
+@pytest.fixture
+def races():
+    """tests/ray_races.py, shipped to the Ray workers by value (they cannot import the tests folder)."""
+    import ray
+    import ray_races
+
+    ray.cloudpickle.register_pickle_by_value(ray_races)
+    yield ray_races
+    ray.cloudpickle.unregister_pickle_by_value(ray_races)
+
+
+def no_temporary_files(cache: Path) -> list[Path]:
+    return [p for p in cache.rglob(".*") if not p.name.endswith(".lock")]
+
+
+def test_two_nodes_filling_one_fid_statistics_and_face_detections_entry_at_once_agree(
+        executor, races, tmp_path: Path, weights_file: Path, sync_weights: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tasks of one case, on node_a and node_b, through the executor with FID and lip sync: both miss the
+    reference's FID statistics and the generated video's face detections, compute them, and meet right before
+    storing them. The FID entry is stored once (under its lock, the other node waits and reads it), the two
+    detections files are written side by side and renamed over one another; both nodes agree, the entries
+    load to what they computed, and a later task uses them instead of computing again."""
+    import hashlib
+
+    from talkbench_plugin import weights
+    from talkbench_plugin.execution import ray_executor
+    from talkbench_plugin.execution.task import run_case
+    from talkbench_plugin.fid import cache as fid_cache
+    from talkbench_plugin.fid.frechet import fid
+    from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
+
+    folder = tmp_path / "weights"  # the run's one weights folder: random Inception, SyncNet and S3FD
+    folder.mkdir()
+    for path in (weights_file, *(sync_weights / weights.spec_for(k).filename for k in ("syncnet", "s3fd"))):
+        (folder / path.name).symlink_to(path)
+    spec = weights.spec_for("inception")  # pinned in this process only: the tasks get the controller's registry
+    monkeypatch.setitem(weights.REGISTRY, "inception", weights.WeightSpec(
+        "inception", spec.filename, (), sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest()))
+    frames = 56  # a face track needs more than 50 detections
+    reference = write_video(tmp_path / "ref.mp4", moving_frames(frames, 160, 176, seed=3), 25, audio=speech(frames / 25))
+    generated = write_video(tmp_path / "gen.mp4", moving_frames(frames, 160, 176, seed=4), 25, audio=speech(frames / 25))
+    case = Case(Speaker("a", "en", reference), Pipeline("Gen", "one-shot"), generated, Segment())
+    settings = executor.settings
+    settings.metrics, settings.weights = ["fid", "lse_c", "lse_d", "av_offset"], str(folder)
+    settings.options = {**settings.options, "fid_sampling": "count=3"}
+    race = tmp_path / "race"
+    monkeypatch.setattr(ray_executor, "run_case", races.racing_case(race, run_case))
+    executor.submit([on(case, "node_a"), on(case, "node_b")])
+    pair = [record for _, record in executor.results()]
+    monkeypatch.setattr(ray_executor, "run_case", run_case)
+    executor.submit([on(case, "node_a")])
+    [(_, later)] = list(executor.results())
+
+    for record in (*pair, later):
+        assert record["error"] is None and all(m.get("error") is None for m in record["metrics"].values()), record
+    print(json.dumps([r["timings"] for r in (*pair, later)], default=str)[:6000])
+    assert pair[0]["execution"]["node"] != pair[1]["execution"]["node"]
+    assert values({"x": pair[0]}) == values({"x": pair[1]}) == values({"x": later})
+    assert len({json.dumps(r["metrics"]["lse_c"]["per_frame"]) for r in (*pair, later)}) == 1
+
+    # FID statistics: both computed them, met, one stored them while the other waited at the lock and read them
+    details = [r["metrics"]["fid"]["details"] for r in (*pair, later)]
+    assert [d["reference_cached"] for d in details] == [False, False, True]
+    met = races.events(race, "fid")
+    [stored] = races.events(race, "fid-write")
+    assert sorted(e["cached"] for e in met) == [False, True]
+    assert abs(met[0]["met"] - met[1]["met"]) < 0.5  # at the entry at the same moment
+    assert next(e for e in met if e["cached"])["done"] >= stored["done"]  # read it once the other had written it
+    entry = Path(stored["path"])
+    assert [p.name for p in entry.parent.glob("fid-*.npz")] == [entry.name]
+    for record in (*pair, later):
+        moments = record["metrics"]["fid"]["details"]["moments"]
+        assert Path(moments["reference"]).read_bytes() == entry.read_bytes()  # the controller's copy of the entry
+        mine = fid(fid_cache.read(moments["generated"]).compute(), fid_cache.read(entry).compute())
+        assert mine.value == pytest.approx(record["metrics"]["fid"]["value"], rel=1e-9) and mine.value > 0
+
+    # face detections: both detected, wrote their temporary files side by side, renamed one over the other
+    written = races.events(race, "faces")
+    assert len(written) == 2 and written[0]["tmp"] != written[1]["tmp"]
+    assert all(sorted(e["seen"]) == sorted([written[0]["tmp"], written[1]["tmp"]]) for e in written)
+    assert abs(written[0]["met"] - written[1]["met"]) < 0.5
+    assert written[0]["boxes"] == written[1]["boxes"] and len(written[0]["boxes"]) == frames
+    sources = [r["metrics"]["lse_c"]["details"]["detections"] for r in (*pair, later)]
+    assert [s["source"] for s in sources] == ["detected", "detected", "cache"]  # S3FD is not patched for the last
+    [faces] = list((tmp_path / "cache" / "faces").glob("faces-*.npz"))
+    assert {s["file"] for s in sources} == {str(faces)}
+    with np.load(faces) as data:
+        assert data["boxes"].tolist() == written[0]["boxes"]
+    assert no_temporary_files(tmp_path / "cache") == []

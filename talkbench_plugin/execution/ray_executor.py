@@ -39,8 +39,12 @@ class RunSettings:
     moments_dir: Path | None
 
     def task_run(self) -> dict[str, Any]:
+        """What every task gets, the controller's weights registry included: a file registered there
+        (``weights.register``: a mirror, a private or test file) is verified by the same pins on every node."""
+        from .. import weights
+
         return {"convention": self.convention, "batch": self.batch, "device": self.device,
-                "weights": os.path.abspath(self.weights),
+                "weights": os.path.abspath(self.weights), "registry": dict(weights.REGISTRY),
                 "options": self.options}
 
 

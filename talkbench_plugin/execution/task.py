@@ -6,10 +6,11 @@ Runs inside Ray workers; ``ray`` is imported in the functions that use it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,8 @@ def unseen_path(case: Case) -> str | None:
 def run_case(case: Case, metrics: Sequence[str], cache: str, run: Mapping[str, Any], tracker: Any) -> dict[str, Any]:
     """The Ray task: ``{"record": ..., "moments": {path: bytes}}`` for one case.
 
-    ``run`` holds the run's settings: convention, batch, device choice, weights folder and the family
-    options' values by name (run_options.OPTIONS).
+    ``run`` holds the run's settings: convention, batch, device choice, weights folder, the controller's
+    weights registry and the family options' values by name (run_options.OPTIONS).
     """
     import ray
 
@@ -84,13 +85,28 @@ def run_case(case: Case, metrics: Sequence[str], cache: str, run: Mapping[str, A
                                    "share the dataset, cache and weights folders at the same paths")
         return {"record": {**record, "execution": execution}, "moments": {}}
     device = "cuda:0" if run["device"] != "cpu" and ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
-    with tempfile.TemporaryDirectory(prefix="talkbench-moments-") as moments_dir:
+    with tempfile.TemporaryDirectory(prefix="talkbench-moments-") as moments_dir, registry(run["registry"]):
         options = family_options(lambda name: run["options"][name], run["weights"], device, moments_dir)
         record = evaluate_case(case, metrics, Path(cache), convention=run["convention"], batch_size=run["batch"],
                                options=options, device=device)
         moments = {path: Path(path).read_bytes() for path in moments_files(record)}
     record["execution"] = {**execution, "device": device}
     return {"record": record, "moments": moments}
+
+
+@contextlib.contextmanager
+def registry(entries: Mapping[str, Any]) -> Iterator[None]:
+    """The controller's weights registry in place of this worker's for the task (a worker runs many tasks)."""
+    from .. import weights
+
+    own = dict(weights.REGISTRY)
+    weights.REGISTRY.clear()
+    weights.REGISTRY.update(entries)
+    try:
+        yield
+    finally:
+        weights.REGISTRY.clear()
+        weights.REGISTRY.update(own)
 
 
 def moments_paths(record: Mapping[str, Any]) -> list[dict[str, str]]:
