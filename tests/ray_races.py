@@ -75,7 +75,7 @@ def racing_case(folder: Path, run_case: Callable[..., dict[str, Any]]) -> Callab
 
         def slow_write(path: Path, moments: Any, description: str) -> None:
             start = time.time()
-            time.sleep(0.3)  # the other task is at the lock by now
+            time.sleep(0.5)  # the other task is at the lock by now
             write(path, moments, description)
             log(folder, "fid-write", start=start, done=time.time(), path=str(path))
 
