@@ -56,6 +56,7 @@ def test_task_resources_gpu_for_networks_and_commands_only_where_there_are_gpus(
     assert task_options(calibration, ["psnr", "ssim"], 2) == {"num_cpus": 1.0, "num_gpus": 0.0}
     assert task_options(calibration, ["psnr", "fid"], 2) == {"num_cpus": 1.0, "num_gpus": 1.0}
     assert task_options(calibration, ["psnr", "fid"], 0) == {"num_cpus": 1.0, "num_gpus": 0.0}
+    assert task_options(calibration, ["psnr", "fid"], 2, "cpu") == {"num_cpus": 1.0, "num_gpus": 0.0}  # device cpu
     (tmp_path / "ref.mp4").write_bytes(b"")
     (tmp_path / "m.toml").write_text(
         '[dataset]\nname = "r"\n[speakers.a]\nlanguage = "en"\nreference = "ref.mp4"\n'

@@ -392,3 +392,39 @@ def test_two_nodes_building_the_demo_dataset_at_once_agree(executor, races, tmp_
     assert decoded == {s.id: round(0.6 * s.fps) for s in demo.SPEAKERS}  # intact: the short demo's every frame
     assert len(files) == 3 * len(demo.SPEAKERS) + 1  # image, audio, video a speaker; the manifest
     assert no_temporary_files(cache) == []
+
+
+def test_a_case_that_runs_a_command_gets_a_gpu_where_a_node_has_cuda(
+        cluster, executor, media: Path, tmp_path: Path) -> None:
+    """Ray counts a node's CUDA devices as its GPUs: a node that reports one joins (declared here, this machine
+    has none). The case that runs a pipeline command asks for a GPU, runs there and its command sees the
+    device Ray gave the task; a PSNR/SSIM calibration case asks for a CPU only and gets no GPU."""
+    import time
+
+    import ray
+
+    from talkbench_plugin.datasets import add_calibration
+    from talkbench_plugin.manifest import load_manifest
+
+    root = tmp_path / "data"
+    shutil.copytree(media, root)
+    (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(DUB)).replace(
+        'TINY_RUNS = "runs.txt"', f'TINY_RUNS = "{tmp_path / "runs.txt"}"'))
+    dataset = load_manifest(root / "talkbench.toml", root)
+    add_calibration(dataset, ["static"])
+    cases = [c for c in dataset.cases() if c.speaker.id == "a"]  # a-Tiny (a command), a-static
+    gpu = cluster.add_node(num_cpus=1, num_gpus=1)
+    try:
+        cluster.wait_for_nodes()
+        executor.submit(cases)
+        records = {case.id: record for case, record in executor.results()}
+    finally:
+        cluster.remove_node(gpu)
+        deadline = time.monotonic() + 30
+        while ray.cluster_resources().get("GPU") and time.monotonic() < deadline:  # gone for the next tests
+            time.sleep(0.1)
+    assert all(r["error"] is None for r in records.values()), records
+    tiny, static = records["a-Tiny"]["execution"], records["a-static"]["execution"]
+    assert tiny["device"] == "cuda:0" and tiny["node"].endswith(f"node {gpu.node_id[:8]})")
+    assert (tmp_path / "runs.txt").read_text().splitlines() == ["generate '0'"]  # CUDA_VISIBLE_DEVICES=0
+    assert static["device"] == "cpu"  # under the run's device auto, a task holding a GPU would use cuda:0

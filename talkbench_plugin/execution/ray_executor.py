@@ -90,7 +90,7 @@ class RayExecutor:
         cache = os.fspath(self.settings.cache.resolve())
         run = self.settings.task_run()
         for case in cases:
-            options = task_options(case, self.settings.metrics, gpus)
+            options = task_options(case, self.settings.metrics, gpus, self.settings.device)
             ref = task.options(name=f"talkbench {case.id}", max_retries=MAX_RETRIES, **options).remote(
                 absolute(case), self.settings.metrics, cache, run, self._tracker)
             self.pending[ref] = case

@@ -121,11 +121,12 @@ def moments_files(record: Mapping[str, Any]) -> list[str]:
     return [path for paths in moments_paths(record) for path in paths.values() if path]
 
 
-def task_options(case: Case, metrics: Sequence[str], cluster_gpus: float) -> dict[str, Any]:
-    """Ray resources for the case's task: one GPU when the cluster has GPUs and a pipeline command or a
-    network metric runs, else one CPU; the pipeline's ``resources`` table in the manifest overrides."""
+def task_options(case: Case, metrics: Sequence[str], cluster_gpus: float, device: str = "auto") -> dict[str, Any]:
+    """Ray resources for the case's task: one GPU when the cluster has GPUs (Ray counts each node's CUDA
+    devices), the run's ``device`` is not ``cpu`` and a pipeline command or a network metric runs, else one
+    CPU; the pipeline's ``resources`` table in the manifest overrides."""
     network = any(m not in FIDELITY for m in metrics)  # SyncNet, Inception, pyiqa's models
-    wants_gpu = cluster_gpus > 0 and (case.pipeline.command is not None or network)
+    wants_gpu = cluster_gpus > 0 and device != "cpu" and (case.pipeline.command is not None or network)
     asked = {"num_cpus": 1.0, "num_gpus": 1.0 if wants_gpu else 0.0, **dict(case.pipeline.resources)}
     options = {key: asked.pop(key) for key in ("num_cpus", "num_gpus")}
     if "memory" in asked:
