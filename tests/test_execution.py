@@ -70,6 +70,27 @@ def test_task_resources_gpu_for_networks_and_commands_only_where_there_are_gpus(
         load_manifest(tmp_path / "m.toml")
 
 
+def test_tasks_verify_weights_by_the_controllers_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file registered on the controller (weights.register: a mirror, a private file) travels with every task
+    and replaces the worker's registry for that task only (a Ray worker runs many tasks)."""
+    import pickle
+
+    from talkbench_plugin import weights
+    from talkbench_plugin.execution.ray_executor import RunSettings
+    from talkbench_plugin.execution.task import registry
+
+    mine = weights.WeightSpec("syncnet", "syncnet_v2.model", (), sha256="0" * 64)
+    monkeypatch.setitem(weights.REGISTRY, "syncnet", mine)
+    run = RunSettings(["lse_c"], tmp_path, "ffmpeg", 32, "auto", str(tmp_path), {}, None).task_run()
+    run = pickle.loads(pickle.dumps(run))  # as Ray ships it
+    monkeypatch.undo()  # a worker: the shipped registry only
+    own = dict(weights.REGISTRY)
+    assert weights.spec_for("syncnet") != mine
+    with registry(run["registry"]):
+        assert weights.spec_for("syncnet") == mine and set(weights.REGISTRY) == set(own)
+    assert weights.REGISTRY == own
+
+
 def test_a_run_without_the_executor_imports_no_ray() -> None:
     code = ("import sys, talkbench_plugin.plugin, talkbench_plugin.cli, talkbench_plugin.execution.pytest_run; "
             "print(json.dumps(sorted(m for m in ('ray', 'torch') if m in sys.modules)))")
