@@ -4,7 +4,9 @@ killed one left behind (a folder or file whose process is gone is stale)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -40,17 +42,23 @@ def new_run_dir() -> Path:
     return run
 
 
+def host() -> str:
+    """This machine's name as it goes into file names (letters, digits, ``-`` and ``_``)."""
+    return re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())
+
+
 def temp_prefix(dest: Path) -> str:
-    """The prefix of ``dest``'s hidden temporary files written by this process: ``.<stem>.<pid>.``"""
-    return f".{dest.stem}.{os.getpid()}."
+    """The prefix of ``dest``'s hidden temporary files written by this process: ``.<stem>.<pid>@<host>.``
+    (a cache on a shared filesystem is written from several machines, each with its own process ids)."""
+    return f".{dest.stem}.{os.getpid()}@{host()}."
 
 
 def sweep_temp_files(dest: Path) -> None:
-    """Remove ``dest``'s hidden temporary files left by processes that no longer exist."""
+    """Remove ``dest``'s hidden temporary files left by processes of this machine that no longer exist."""
     start = f".{dest.stem}."
     for old in dest.parent.glob(f"{start}*{dest.suffix}"):
-        pid = old.name[len(start):].split(".", 1)[0]
-        if pid.isdigit() and not alive(int(pid)):
+        pid, _, machine = old.name[len(start):].split(".", 1)[0].partition("@")
+        if machine == host() and pid.isdigit() and not alive(int(pid)):
             try:
                 old.unlink()
             except OSError:

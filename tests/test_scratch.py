@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from talkbench_plugin.cache import atomic_path
-from talkbench_plugin.scratch import new_run_dir
+from talkbench_plugin.scratch import host, new_run_dir
 
 
 @pytest.fixture
@@ -36,12 +36,14 @@ def test_a_dead_runs_folder_is_removed_and_a_live_ones_kept(tmp_path: Path, monk
 
 def test_a_dead_writers_temporary_file_is_removed(tmp_path: Path, dead_pid: int) -> None:
     dest = tmp_path / "static.mp4"
-    left = tmp_path / f".static.{dead_pid}.abc123.mp4"  # what atomic_path wrote when the run was killed
-    mine = tmp_path / f".static.{os.getpid()}.xyz.mp4"  # another write of this process, in progress
-    left.write_bytes(b"partial")
-    mine.write_bytes(b"partial")
+    left = tmp_path / f".static.{dead_pid}@{host()}.abc123.mp4"  # what atomic_path wrote when the run was killed
+    mine = tmp_path / f".static.{os.getpid()}@{host()}.xyz.mp4"  # another write of this process, in progress
+    # a cache on a shared filesystem: another machine's writer, whose process id means nothing here
+    elsewhere = tmp_path / f".static.{dead_pid}@other-node.def456.mp4"
+    for path in (left, mine, elsewhere):
+        path.write_bytes(b"partial")
     with atomic_path(dest) as tmp:
-        assert tmp.name.startswith(f".static.{os.getpid()}.")
+        assert tmp.name.startswith(f".static.{os.getpid()}@{host()}.")
         tmp.write_bytes(b"done")
     assert dest.read_bytes() == b"done"
-    assert not left.exists() and mine.exists()
+    assert not left.exists() and mine.exists() and elsewhere.exists()
