@@ -1,6 +1,8 @@
 """Cases on a Ray cluster of two worker nodes started here (ray.cluster_utils): both nodes run cases, the
 results equal a local run's, a killed worker's case is retried once and then fails naming its node, two
-nodes filling one cache entry at once leave it correct, and a node that cannot see a file is refused.
+nodes filling one cache entry at once (generated output, calibration video, FID statistics, face detections,
+the demo dataset) leave it correct, a node that cannot see a file is refused, and a case that runs a command
+gets a GPU where a node has one.
 
 Skipped where Ray cannot start. Workers of one pytest-xdist run take turns (a file lock): one cluster at a time.
 """
@@ -350,6 +352,7 @@ def test_two_nodes_filling_one_fid_statistics_and_face_detections_entry_at_once_
     assert all(sorted(e["seen"]) == sorted([written[0]["tmp"], written[1]["tmp"]]) for e in written)
     assert abs(written[0]["met"] - written[1]["met"]) < 0.5
     assert written[0]["boxes"] == written[1]["boxes"] and len(written[0]["boxes"]) == frames
+    assert len(races.events(race, "faces-renamed")) == 2  # both renames went through, one over the other
     sources = [r["metrics"]["lse_c"]["details"]["detections"] for r in (*pair, later)]
     assert [s["source"] for s in sources] == ["detected", "detected", "cache"]  # S3FD is not patched for the last
     [faces] = list((tmp_path / "cache" / "faces").glob("faces-*.npz"))
