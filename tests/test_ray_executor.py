@@ -182,8 +182,7 @@ def test_two_nodes_filling_one_cache_entry_at_once_agree(executor, media: Path, 
         assert pair[0]["inputs"]["generated"] == pair[1]["inputs"]["generated"]
         assert values({"x": pair[0]}) == values({"x": pair[1]})
     assert sorted(r["generation"]["cached"] for r in records["a-Tiny"]) == [False, True]
-    leftovers = [p for p in (tmp_path / "cache").rglob(".*") if not p.name.endswith(".lock")]
-    assert leftovers == []  # no half-written temporary file stayed behind
+    assert no_temporary_files(tmp_path / "cache") == []  # no half-written temporary file stayed behind
 
 
 def test_a_node_that_cannot_see_a_dataset_file_is_refused(executor, media: Path, tmp_path: Path) -> None:
@@ -309,8 +308,8 @@ def test_two_nodes_filling_one_fid_statistics_and_face_detections_entry_at_once_
     monkeypatch.setitem(weights.REGISTRY, "inception", weights.WeightSpec(
         "inception", spec.filename, (), sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest()))
     frames = 56  # a face track needs more than 50 detections
-    reference = write_video(tmp_path / "ref.mp4", moving_frames(frames, 160, 176, seed=3), 25, audio=speech(frames / 25))
-    generated = write_video(tmp_path / "gen.mp4", moving_frames(frames, 160, 176, seed=4), 25, audio=speech(frames / 25))
+    reference, generated = (write_video(tmp_path / f"{name}.mp4", moving_frames(frames, 160, 176, seed=seed), 25,
+                                        audio=speech(frames / 25)) for name, seed in (("ref", 3), ("gen", 4)))
     case = Case(Speaker("a", "en", reference), Pipeline("Gen", "one-shot"), generated, Segment())
     settings = executor.settings
     settings.metrics, settings.weights = ["fid", "lse_c", "lse_d", "av_offset"], str(folder)
