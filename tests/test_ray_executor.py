@@ -141,7 +141,6 @@ def executor(cluster, tmp_path: Path):
 
     from talkbench_plugin.execution.ray_executor import RayExecutor, RunSettings
     from talkbench_plugin.execution.spec import ExecutorSpec
-
     from talkbench_plugin.run_options import OPTIONS
 
     defaults = {name.replace("-", "_"): option["default"] for name, option in OPTIONS.items()}
