@@ -159,17 +159,23 @@ def on(case, node: str):
     return dataclasses.replace(case, pipeline=dataclasses.replace(case.pipeline, resources=((node, 1.0),)))
 
 
-def test_two_nodes_filling_one_cache_entry_at_once_agree(executor, media: Path, tmp_path: Path) -> None:
+def speaker_a_cases(media: Path, tmp_path: Path, env: str = "") -> list:
+    """Speaker a's cases of a copy of ``media``: a-Tiny (a pipeline command logging to runs.txt, ``env``
+    added to its environment) and a-static (a calibration)."""
     from talkbench_plugin.datasets import add_calibration
     from talkbench_plugin.manifest import load_manifest
 
     root = tmp_path / "data"
     shutil.copytree(media, root)
     (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(DUB)).replace(
-        'TINY_RUNS = "runs.txt"', f'TINY_RUNS = "{tmp_path / "runs.txt"}", TINY_SLEEP = "0.5"'))
+        'TINY_RUNS = "runs.txt"', f'TINY_RUNS = "{tmp_path / "runs.txt"}"{env}'))
     dataset = load_manifest(root / "talkbench.toml", root)
     add_calibration(dataset, ["static"])
-    cases = [c for c in dataset.cases() if c.speaker.id == "a"]  # a-Tiny (generated output), a-static
+    return [c for c in dataset.cases() if c.speaker.id == "a"]
+
+
+def test_two_nodes_filling_one_cache_entry_at_once_agree(executor, media: Path, tmp_path: Path) -> None:
+    cases = speaker_a_cases(media, tmp_path, ', TINY_SLEEP = "0.5"')  # a-Tiny (generated output), a-static
     executor.submit([on(c, node) for c in cases for node in ("node_a", "node_b")])
     records: dict[str, list[dict]] = {}
     for case, record in executor.results():
@@ -404,16 +410,7 @@ def test_a_case_that_runs_a_command_gets_a_gpu_where_a_node_has_cuda(
 
     import ray
 
-    from talkbench_plugin.datasets import add_calibration
-    from talkbench_plugin.manifest import load_manifest
-
-    root = tmp_path / "data"
-    shutil.copytree(media, root)
-    (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(DUB)).replace(
-        'TINY_RUNS = "runs.txt"', f'TINY_RUNS = "{tmp_path / "runs.txt"}"'))
-    dataset = load_manifest(root / "talkbench.toml", root)
-    add_calibration(dataset, ["static"])
-    cases = [c for c in dataset.cases() if c.speaker.id == "a"]  # a-Tiny (a command), a-static
+    cases = speaker_a_cases(media, tmp_path)  # a-Tiny (a command), a-static
     gpu = cluster.add_node(num_cpus=1, num_gpus=1)
     try:
         cluster.wait_for_nodes()
