@@ -5,8 +5,10 @@ Each side's own frames (native size, decode order) in the evaluated segment are 
 non-overlapping 16-frame clips; the frames left after the last whole clip are not used. A clip goes
 through ``cdfvd``'s ``preprocess_i3d`` (bilinear to 224x224, [-1, 1]) and its PyTorch ``InceptionI3d``
 (400 Kinetics logits, averaged over time: the features cd-fvd's ``get_i3d_logits`` takes), with the
-``i3d_pretrained_400.pt`` file cd-fvd loads, from talkbench's weights registry. Only one clip's frames are
-held at a time, so memory is flat in clip length. The statistics are cd-fvd's: mean and covariance
+``i3d_pretrained_400.pt`` file cd-fvd loads, from talkbench's weights registry. A clip is resized as soon
+as its 16 frames are there; up to ``BATCH`` resized clips wait for one I3D forward (as cd-fvd batches
+them; the network runs in channels-last order, which CPUs' 3-D convolutions prefer), so memory is flat
+in clip length and the batch does not change the values. The statistics are cd-fvd's: mean and covariance
 normalised by the clip count (``FeatureStats.get_mean_cov``), the Fréchet distance of the two.
 Reference moments are cached by content, segment and protocol (as FID's); the generated side's are kept
 under ``moments_dir`` so that a language group's clips pool (``fvd.groups``).
@@ -34,6 +36,7 @@ from .base import CaseMedia, MetricValue, StreamMetric, segment_window
 CLIP = 16  # frames per clip
 SIZE = 224  # I3D input, square
 DIMS = 400  # Kinetics-400 logits
+BATCH = 4  # resized clips per I3D forward (each 16x3x224x224 float32, 9.6 MB)
 SIDES = ("reference", "generated")
 _NETS: dict[tuple[str, str], Any] = {}
 
@@ -54,6 +57,7 @@ def i3d(options: FvdOptions) -> Any:
     """cd-fvd's InceptionI3d with the verified ``i3d_pretrained_400.pt``, built once per process."""
     key = (str(weights.weight_path("i3d", options.weights)), options.device)
     if key not in _NETS:
+        import torch
         from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
 
         state = weights.load_state("i3d", options.weights)
@@ -63,17 +67,24 @@ def i3d(options: FvdOptions) -> Any:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise TalkbenchError(f"FVD: the i3d weights file is not cd-fvd's InceptionI3d ({first})") from None
-        _NETS[key] = net.eval().to(options.device)
+        _NETS[key] = net.eval().to(options.device, memory_format=torch.channels_last_3d)
     return _NETS[key]
 
 
-def clip_features(net: Any, clips: np.ndarray, device: str) -> np.ndarray:
-    """(B, 16, H, W, 3) uint8 clips -> (B, 400) features, as cd-fvd's ``get_i3d_logits``."""
-    import torch
+def resized(clips: np.ndarray) -> Any:
+    """(B, 16, H, W, 3) uint8 clips -> (B, 3, 16, 224, 224) I3D input, cd-fvd's ``preprocess_i3d``."""
     from cdfvd.third_party.i3d.utils import preprocess_i3d
 
+    return preprocess_i3d(clips)
+
+
+def clip_features(net: Any, inputs: list[Any], device: str) -> np.ndarray:
+    """Resized clips -> (B, 400) features in one forward, as cd-fvd's ``get_i3d_logits``."""
+    import torch
+
+    batch = torch.cat(inputs).to(device).contiguous(memory_format=torch.channels_last_3d)
     with torch.no_grad():
-        return net(preprocess_i3d(clips).to(device)).double().cpu().numpy()
+        return net(batch).double().cpu().numpy()
 
 
 def cd_fvd_stats(moments: Moments) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +115,7 @@ class FvdMetric(StreamMetric):
         self._timer = StageTimer()
         self._moments = {side: Moments.zeros(DIMS) for side in SIDES}
         self._left = dict.fromkeys(SIDES, 0)  # frames after the last whole clip
+        self._pending: dict[str, list[Any]] = {side: [] for side in SIDES}  # resized clips awaiting a forward
         self._frames = {side: SegmentFrames(media, side, Sampling(), CLIP, lambda b, side=side: self._add(side, b))
                         for side in SIDES}
         with self._timer.stage("cache"):
@@ -141,6 +153,7 @@ class FvdMetric(StreamMetric):
     def compute(self) -> dict[str, MetricValue]:
         for side, frames in self._frames.items():
             frames.flush()
+            self._forward(side)
             if self._moments[side].count == 0:
                 path = getattr(self.media, side).path
                 raise TalkbenchError(f"{path}: FVD needs at least {CLIP} frames (one clip) in the evaluated segment, "
@@ -158,9 +171,17 @@ class FvdMetric(StreamMetric):
         if len(batch) < CLIP:  # the segment's tail: not a whole clip
             self._left[side] = len(batch)
             return
-        with self._timer.stage("i3d forward"):
-            features = clip_features(self.net, batch[None], self.options.device)
-        self._moments[side].add(features)
+        with self._timer.stage("resize"):
+            self._pending[side].append(resized(batch[None]))
+        if len(self._pending[side]) >= BATCH:
+            self._forward(side)
+
+    def _forward(self, side: str) -> None:
+        if self._pending[side]:
+            with self._timer.stage("i3d forward"):
+                features = clip_features(self.net, self._pending[side], self.options.device)
+            self._pending[side] = []
+            self._moments[side].add(features)
 
     def _cache_dir(self) -> Path:
         return self.media.cache / "fvd"
