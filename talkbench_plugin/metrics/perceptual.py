@@ -83,15 +83,19 @@ def network(options: LpipsOptions) -> Any:
     name = BACKBONES[options.net]
     key = (str(weights.weight_path(name, options.weights)), options.net, options.device)
     if key not in _NETS:
-        _NETS[key] = build(options.net, weights.load_state(name, options.weights)).to(options.device)
+        import torch
+
+        net = build(options.net, weights.load_state(name, options.weights))
+        _NETS[key] = net.to(options.device, memory_format=torch.channels_last)  # CPUs' convolutions prefer it
     return _NETS[key]
 
 
 def to_tensor(rgb: np.ndarray, device: str) -> Any:
-    """(N, H, W, 3) uint8 as lpips.im2tensor scales it: x / 127.5 - 1, NCHW float32."""
+    """(N, H, W, 3) uint8 as lpips.im2tensor scales it: x / 127.5 - 1, NCHW float32 (channels-last in
+    memory, as the frames are)."""
     import torch
 
-    return torch.from_numpy(rgb / (255.0 / 2.0) - 1.0).permute(0, 3, 1, 2).float().to(device)
+    return torch.from_numpy(rgb).to(device).permute(0, 3, 1, 2).float().div_(255.0 / 2.0).sub_(1.0)
 
 
 class LpipsMetric(Metric):
