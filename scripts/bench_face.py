@@ -3,26 +3,32 @@ reference tools run the way their READMEs run them.
 
 Run from the repository root, in the project's environment:
 
-    python scripts/bench_face.py                      # 30 s pair at 256x256
-    python scripts/bench_face.py --seconds 2 --size 256
+    python scripts/bench_face.py                          # 30 s pair at 256x256, RSS also at 10 s
+    python scripts/bench_face.py --reference-seconds 5    # the reference on the first 5 s only
+    python scripts/bench_face.py --seconds 2 --rss-seconds 0
 
 What it does:
 
-1. Builds a 25 fps pair in a temporary directory (removed at the end): the reference is the real clip
-   ``katiehill_hdtf_8s.mp4`` from ../shared/data/clips (looped, cropped to a square, scaled to --size),
-   the "generated" video a low-quality re-encode of it; without the clips FFmpeg's ``testsrc2`` stands in.
+1. Builds a 25 fps pair in a temporary directory (removed at the end, bench_common.build_pair): the
+   reference is the real clip ``katiehill_hdtf_8s.mp4`` from ../shared/data/clips (looped, cropped to a
+   square, scaled to --size), the "generated" video a low-quality re-encode of it; without the clips
+   FFmpeg's ``testsrc2`` stands in.
 2. Writes deterministic random weights in the official formats (sfd_face.pth, 2DFAN4, an IResNet-50
    w600k_r50.onnx) and pins the registry to them: no trained weights are needed, the networks are the
    real ones so the cost is. Random S3FD finds no face, so on both sides the detector runs (its cost
    counts) and a fixed centred box is used instead of what it found.
 3. talkbench: ``evaluate_case(case, ["lmd", "lmd_face", "csim"])`` (one decode, S3FD at scale 0.25 on
-   batches, FAN on batches, ArcFace on batches, landmarks shared by the three metrics).
+   batches, FAN on batches, ArcFace on batches, landmarks shared by the three metrics), in a fresh process
+   timed inside it (models loaded included, imports not), its peak RSS from ``os.wait4``; again on a
+   ``--rss-seconds`` pair to show the peak does not grow with the clip.
 4. The reference, as the READMEs run it: ``ffmpeg`` dumps both videos' frames to PNG, then per frame
    ``skimage.io.imread``, face-alignment's ``FaceAlignment(TWO_D, flip_input=False)`` (its S3FD
    ``detect_from_image`` at full size, then ``get_landmarks_from_image`` with the box), insightface's
    ``ArcFaceONNX.get`` on the 5 points, and the distances and cosine in NumPy.
 
-Prints frames/s (frame pairs per second) of both, the ratio, and the load average.
+The reference runs on the first ``--reference-seconds`` of the same pair when given (it is slow; said in
+the output): frames/s compare. Prints frames/s (frame pairs per second) of both, the ratio, the peak RSS
+and the load average.
 """
 
 from __future__ import annotations
@@ -30,8 +36,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,30 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIPS = ROOT.parent / "shared" / "data" / "clips"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import ROOT, build_pair, ffmpeg, fresh_process, load  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 
-def ffmpeg(*args: str | Path) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True)
-
-
-def build_pair(work: Path, seconds: float, size: int) -> tuple[Path, Path]:
-    ref, gen = work / "ref.mp4", work / "gen.mp4"
-    x264 = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-r", "25"]
-    clip = CLIPS / "katiehill_hdtf_8s.mp4"
-    if clip.is_file():
-        source = ["-stream_loop", "-1", "-i", str(clip), "-vf", f"crop='min(iw,ih)':'min(iw,ih)',scale={size}:{size}"]
-    else:
-        source = ["-f", "lavfi", "-i", f"testsrc2=size={size}x{size}:rate=25"]
-    ffmpeg(*source, "-t", str(seconds), *x264, "-crf", "18", ref)
-    ffmpeg("-i", ref, *x264, "-crf", "35", gen)
-    return ref, gen
-
-
 def random_weights(folder: Path) -> None:
-    """The three files in their official formats, and the registry pinned to them."""
+    """The three files in their official formats."""
     from talkbench_plugin import weights
     from talkbench_plugin.face.landmarks import write_random_fan
     from talkbench_plugin.face.random_arcface import write_random_arcface
@@ -71,6 +59,12 @@ def random_weights(folder: Path) -> None:
     write_random_weights("s3fd", folder / weights.spec_for("s3fd").filename)
     write_random_fan(folder / weights.spec_for("fan2d").filename)
     write_random_arcface(folder / weights.spec_for("arcface").filename)
+
+
+def register(folder: Path) -> None:
+    """Pin the registry to the random files (verify accepts only pinned hashes)."""
+    from talkbench_plugin import weights
+
     for name in ("s3fd", "fan2d", "arcface"):
         spec = weights.spec_for(name)
         digest = hashlib.sha256((folder / spec.filename).read_bytes()).hexdigest()
@@ -146,29 +140,63 @@ def reference(ref: Path, gen: Path, weights_dir: Path, size: int, work: Path) ->
     return seconds, {"lmd": float(np.mean(lmd)), "csim": float(np.mean(sims)), "frames": len(lmd)}
 
 
+def child(ref: str, gen: str, weights_dir: str, size: str, cache: str) -> None:
+    """talkbench's side, in this fresh process: one JSON line."""
+    register(Path(weights_dir))
+    seconds, values = talkbench(Path(ref), Path(gen), Path(weights_dir), int(size), Path(cache))
+    print(json.dumps({"seconds": seconds, **values}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--reference-seconds", type=float, help="run the reference on this prefix only")
+    parser.add_argument("--rss-seconds", type=float, default=10.0, help="a shorter pair for peak RSS (0: none)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
+    ref_seconds = args.reference_seconds or args.seconds
+    print(f"start: {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-face-") as tmp:
         work = Path(tmp)
-        ref, gen = build_pair(work, args.seconds, args.size)
         (work / "weights").mkdir()
         random_weights(work / "weights")
-        tb_s, tb = talkbench(ref, gen, work / "weights", args.size, work / "cache")
-        print(f"talkbench: {tb_s:.1f} s for {tb['frames']} pairs", flush=True)
-        ref_s, rf = reference(ref, gen, work / "weights", args.size, work)
-    result = {"seconds": args.seconds, "size": args.size, "load": os.getloadavg(),
-              "talkbench": {"wall_s": tb_s, "frames_per_s": tb["frames"] / tb_s, **tb},
-              "reference": {"wall_s": ref_s, "frames_per_s": rf["frames"] / ref_s, **rf},
-              "speedup": ref_s / tb_s}
-    print(f"{'':<12}{'wall s':>9}{'pairs/s':>9}{'lmd':>10}{'csim':>9}")
+        register(work / "weights")
+        pairs = {s: build_pair(work / f"pair-{s:g}s", s, args.size)
+                 for s in {args.seconds, ref_seconds, *([args.rss_seconds] if args.rss_seconds else [])}}
+        tb, rss = fresh_process(Path(__file__), *pairs[args.seconds], work / "weights", args.size, work / "cache")
+        tb_s = tb.pop("seconds")
+        print(f"talkbench: {tb_s:.1f} s for {tb['frames']} pairs ({args.seconds:g} s), peak RSS {rss:.0f} MiB; "
+              f"{load()}", flush=True)
+        (work / "ref-run").mkdir()
+        ref_s, rf = reference(*pairs[ref_seconds], work / "weights", args.size, work / "ref-run")
+        print(f"reference: {ref_s:.1f} s for {rf['frames']} pairs ({ref_seconds:g} s); {load()}", flush=True)
+        short = None
+        if args.rss_seconds:
+            short, short_rss = fresh_process(Path(__file__), *pairs[args.rss_seconds], work / "weights", args.size,
+                                             work / "cache-short")
+            short = {"seconds_of_video": args.rss_seconds, "frames": short["frames"], "wall_s": short["seconds"],
+                     "peak_rss_mib": short_rss}
+    result = {"seconds": args.seconds, "size": args.size, "load": load(),
+              "talkbench": {"wall_s": tb_s, "frames_per_s": tb["frames"] / tb_s, "peak_rss_mib": rss, **tb},
+              "talkbench_short": short,
+              "reference": {"seconds_of_video": ref_seconds, "wall_s": ref_s, "frames_per_s": rf["frames"] / ref_s,
+                            **rf}}
+    result["speedup"] = result["talkbench"]["frames_per_s"] / result["reference"]["frames_per_s"]
+    print(f"{'':<12}{'video s':>8}{'wall s':>9}{'pairs/s':>9}{'lmd':>10}{'csim':>9}")
     for who in ("talkbench", "reference"):
         r = result[who]
-        print(f"{who:<12}{r['wall_s']:>9.1f}{r['frames_per_s']:>9.2f}{r['lmd']:>10.4f}{r['csim']:>9.4f}")
-    print(f"talkbench {result['speedup']:.2f}x faster; load average {result['load'][0]:.1f}")
+        seconds = args.seconds if who == "talkbench" else ref_seconds
+        print(f"{who:<12}{seconds:>8g}{r['wall_s']:>9.1f}{r['frames_per_s']:>9.2f}{r['lmd']:>10.4f}{r['csim']:>9.4f}")
+    print(f"talkbench {result['speedup']:.2f}x the reference's frames/s"
+          + (" (the reference on the first %g s)" % ref_seconds if ref_seconds != args.seconds else ""))
+    if short:
+        print(f"talkbench peak RSS: {short['peak_rss_mib']:.0f} MiB at {args.rss_seconds:g} s, {rss:.0f} MiB at "
+              f"{args.seconds:g} s")
+    print(f"end: {result['load']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

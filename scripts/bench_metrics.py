@@ -1,23 +1,28 @@
-"""Speed of CPBD, LPIPS and FVD end to end: talkbench against each reference implementation run the way its
-README runs it, on the same clip.
+"""Speed and peak memory of CPBD, LPIPS and FVD end to end: talkbench against each reference implementation
+run the way its README runs it, on the same 30 s clip.
 
 Run from the repository root, in the project's environment (needs ``ffmpeg`` and ../shared/data/clips):
 
-    python scripts/bench_metrics.py --seconds 4 --metrics cpbd,lpips,fvd
+    python scripts/bench_metrics.py                              # 30 s pair, RSS also at 10 s
+    python scripts/bench_metrics.py --seconds 4 --rss-seconds 2 --metrics lpips
+    python scripts/bench_metrics.py --reference-seconds cpbd=5    # cpbd's reference on the first 5 s only
 
-The reference video is the first ``--seconds`` of ``--clip`` (re-encoded, crf 18), the generated one the
-same seconds degraded (crf 35). LPIPS and FVD load deterministic random weights in the official file
-formats (speed does not depend on the values): talkbench through its weights registry, the references
-from where they look (torch.hub's cache, cd-fvd's ``ckpt_path``).
+The pair (bench_common.build_pair): ``katiehill_hdtf_8s.mp4`` (512x512, 25 fps) looped to ``--seconds``
+(crf 18), the generated video its crf 35 re-encode. LPIPS and FVD load deterministic random weights in the
+official file formats (speed does not depend on the values): talkbench through its weights registry, the
+references from where they look (torch.hub's cache, cd-fvd's ``ckpt_path``).
 
-- talkbench: ``evaluate_case(case, [metric])`` (one decode pass, an empty cache: FVD's reference clips
-  are computed, not cached).
+- talkbench: ``evaluate_case(case, [metric])`` in a fresh process (one decode pass, an empty cache: FVD's
+  reference clips are computed, not cached), timed inside it (model loading included, Python's imports
+  not); its peak RSS from ``os.wait4``, on the ``--seconds`` pair and on the ``--rss-seconds`` one.
 - CPBD: ``ffmpeg -i GEN -pix_fmt gray DIR/%05d.png``, then ``cpbd.compute(imread(png, mode='L'))`` per file.
 - LPIPS: ``ffmpeg`` dumps both videos to PNG, then lpips' ``lpips_2dirs.py`` loop: ``lpips.load_image``,
   ``im2tensor``, ``LPIPS(net='alex')`` one pair at a time.
 - FVD: both videos decoded whole into (clips, 16, H, W, 3) arrays, ``cdfvd.cdfvd('i3d').compute_fvd``
   (cd-fvd's README usage on arrays).
-Prints frames/s of each side (generated frames scored) and the ratio; ``--json`` saves them.
+A reference given ``--reference-seconds`` runs on that prefix of the same pair (said in the output); the
+frames/s compare. Rounds alternate who goes first. Prints frames/s (generated frames scored) of each side,
+the ratio, the peak RSS and the load average; ``--json`` saves them.
 """
 
 from __future__ import annotations
@@ -35,15 +40,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIPS = Path("/work/shared/data/clips")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import ROOT, build_pair, fresh_process, load  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
-
-
-def cut(src: Path, dst: Path, seconds: float, crf: int) -> Path:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-t", str(seconds), "-an", "-c:v", "libx264",
-                    "-crf", str(crf), "-pix_fmt", "yuv420p", str(dst)], check=True)
-    return dst
+NAMES = {"alexnet": "alexnet-owt-7be5be79.pth", "i3d": "i3d_pretrained_400.pt"}
 
 
 def dump(video: Path, folder: Path, *args: str) -> list[Path]:
@@ -53,18 +54,22 @@ def dump(video: Path, folder: Path, *args: str) -> list[Path]:
 
 
 def random_weights(folder: Path) -> None:
-    """Random AlexNet and I3D in their official formats, registered under their registry names."""
+    """Random AlexNet and I3D in their official formats."""
     import torch
     import torchvision
     from cdfvd.third_party.i3d.pytorch_i3d import InceptionI3d
 
-    from talkbench_plugin import weights
-
     torch.manual_seed(0)
     for name, net in (("alexnet", torchvision.models.alexnet(weights=None)), ("i3d", InceptionI3d(400))):
-        path = folder / weights.spec_for(name).filename
-        torch.save(net.state_dict(), path)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        torch.save(net.state_dict(), folder / NAMES[name])
+
+
+def register(folder: Path) -> None:
+    """Pin the registry to the random files (verify accepts only pinned hashes)."""
+    from talkbench_plugin import weights
+
+    for name in NAMES:
+        digest = hashlib.sha256((folder / weights.spec_for(name).filename).read_bytes()).hexdigest()
         weights.register(replace(weights.spec_for(name), sha256=digest, sha256_ends=None, git_blob=None))
 
 
@@ -81,40 +86,41 @@ def talkbench_run(metric: str, ref: Path, gen: Path, work: Path, folder: Path) -
     record = evaluate_case(case, [metric], work / f"cache-{metric}", options=options)
     seconds = time.perf_counter() - start
     entry = record["metrics"][metric]
-    if entry.get("error"):
-        raise SystemExit(f"{metric}: {entry['error']}")
+    if entry.get("error") or record["error"]:
+        raise SystemExit(f"{metric}: {entry.get('error') or record['error']}")
     frames = 16 * entry["details"]["clips"]["generated"] if metric == "fvd" else len(entry["per_frame"])
     return seconds, frames
 
 
-def reference_cpbd(ref: Path, gen: Path, work: Path, folder: Path) -> float:
+def reference_cpbd(ref: Path, gen: Path, work: Path, folder: Path) -> tuple[float, int]:
     import cpbd
     from imageio.v2 import imread
 
     start = time.perf_counter()
-    for png in dump(gen, work / "cpbd", "-pix_fmt", "gray"):
+    pngs = dump(gen, work / "cpbd", "-pix_fmt", "gray")
+    for png in pngs:
         cpbd.compute(imread(png, mode="L"))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, len(pngs)
 
 
-def reference_lpips(ref: Path, gen: Path, work: Path, folder: Path) -> float:
+def reference_lpips(ref: Path, gen: Path, work: Path, folder: Path) -> tuple[float, int]:
     import lpips
     import torch
 
     hub = work / "hub"
     (hub / "checkpoints").mkdir(parents=True)
-    shutil.copy(folder / "alexnet-owt-7be5be79.pth", hub / "checkpoints")
+    shutil.copy(folder / NAMES["alexnet"], hub / "checkpoints")
     torch.hub.set_dir(str(hub))
     start = time.perf_counter()
     net = lpips.LPIPS(net="alex", verbose=False)
-    pairs = zip(dump(ref, work / "lpips0"), dump(gen, work / "lpips1"), strict=False)
+    pairs = list(zip(dump(ref, work / "lpips0"), dump(gen, work / "lpips1"), strict=False))
     with torch.no_grad():
         for p0, p1 in pairs:
             net(lpips.im2tensor(lpips.load_image(str(p0))), lpips.im2tensor(lpips.load_image(str(p1))))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, len(pairs)
 
 
-def reference_fvd(ref: Path, gen: Path, work: Path, folder: Path) -> float:
+def reference_fvd(ref: Path, gen: Path, work: Path, folder: Path) -> tuple[float, int]:
     import av
     import numpy as np
     from cdfvd import fvd
@@ -127,42 +133,91 @@ def reference_fvd(ref: Path, gen: Path, work: Path, folder: Path) -> float:
 
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        model = fvd.cdfvd("i3d", n_real="full", n_fake="full", ckpt_path=str(folder / "i3d_pretrained_400.pt"),
+        model = fvd.cdfvd("i3d", n_real="full", n_fake="full", ckpt_path=str(folder / NAMES["i3d"]),
                           device="cpu")
-    model.compute_fvd(clips(ref), clips(gen))
-    return time.perf_counter() - start
+    fake = clips(gen)
+    model.compute_fvd(clips(ref), fake)
+    return time.perf_counter() - start, 16 * len(fake)
 
 
 REFERENCES = {"cpbd": reference_cpbd, "lpips": reference_lpips, "fvd": reference_fvd}
 
 
+def child(metric: str, ref: str, gen: str, work: str, folder: str) -> None:
+    """talkbench's side, in this fresh process: one JSON line."""
+    register(Path(folder))
+    seconds, frames = talkbench_run(metric, Path(ref), Path(gen), Path(work), Path(folder))
+    print(json.dumps({"seconds": seconds, "frames": frames}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", type=Path, default=CLIPS / "obama_20s.mp4")
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rss-seconds", type=float, default=10.0, help="a shorter pair for peak RSS (0: none)")
     parser.add_argument("--metrics", default="cpbd,lpips,fvd")
+    parser.add_argument("--reference-seconds", default="", help="e.g. cpbd=5,lpips=10: the reference on a prefix")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.child:
+        return child(*args.child)
+    metrics = args.metrics.split(",")
+    prefix = {m: float(s) for m, s in (item.split("=") for item in args.reference_seconds.split(",") if item)}
+    results: dict = {m: {"rounds": []} for m in metrics}
+    print(f"start: {load()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
         tmp_path = Path(tmp)
         folder = tmp_path / "weights"
         folder.mkdir()
         random_weights(folder)
-        ref = cut(args.clip, tmp_path / "ref.mp4", args.seconds, 18)
-        gen = cut(args.clip, tmp_path / "gen.mp4", args.seconds, 35)
-        for metric in args.metrics.split(","):
-            work = tmp_path / metric
-            work.mkdir()
-            ours, frames = talkbench_run(metric, ref, gen, work, folder)
-            theirs = REFERENCES[metric](ref, gen, work, folder)
-            results[metric] = {"frames": frames, "talkbench_s": ours, "reference_s": theirs,
-                               "talkbench_fps": frames / ours, "reference_fps": frames / theirs,
-                               "speedup": theirs / ours}
-            print(f"{metric:6} {frames:5d} frames  talkbench {frames / ours:7.2f} frames/s ({ours:6.1f} s)  "
-                  f"reference {frames / theirs:7.2f} frames/s ({theirs:6.1f} s)  x{theirs / ours:.2f}", flush=True)
+        pairs = {s: build_pair(tmp_path / f"pair-{s:g}s", s)
+                 for s in {args.seconds, *prefix.values(), *([args.rss_seconds] if args.rss_seconds else [])}}
+        for n in range(args.rounds):
+            for metric in metrics:
+                work = tmp_path / f"r{n}-{metric}"
+                work.mkdir()
+                ref_s = prefix.get(metric, args.seconds)
+
+                def ours() -> tuple[dict, float]:
+                    return fresh_process(Path(__file__), metric, *pairs[args.seconds], work / "tb", folder)
+
+                def theirs() -> tuple[float, int]:
+                    return REFERENCES[metric](*pairs[ref_s], work, folder)
+
+                if n % 2:
+                    (r_s, r_frames), (tb, rss) = theirs(), ours()
+                else:
+                    (tb, rss), (r_s, r_frames) = ours(), theirs()
+                row = {"frames": tb["frames"], "talkbench_s": tb["seconds"], "talkbench_fps": tb["frames"] / tb["seconds"],
+                       "peak_rss_mib": rss, "reference_seconds": ref_s, "reference_frames": r_frames,
+                       "reference_s": r_s, "reference_fps": r_frames / r_s, "load": load()}
+                row["speedup"] = row["talkbench_fps"] / row["reference_fps"]
+                results[metric]["rounds"].append(row)
+                print(f"round {n} {metric:6} talkbench {row['frames']:5d} frames {row['talkbench_fps']:7.2f}/s "
+                      f"({tb['seconds']:6.1f} s, peak RSS {rss:5.0f} MiB)  reference {r_frames:5d} frames "
+                      f"({ref_s:g} s of video) {row['reference_fps']:7.2f}/s ({r_s:6.1f} s)  "
+                      f"x{row['speedup']:.2f}  {row['load']}", flush=True)
+        if args.rss_seconds:
+            for metric in metrics:
+                work = tmp_path / f"rss-{metric}"
+                work.mkdir()
+                tb, rss = fresh_process(Path(__file__), metric, *pairs[args.rss_seconds], work / "tb", folder)
+                results[metric]["short"] = {"seconds_of_video": args.rss_seconds, "frames": tb["frames"],
+                                            "talkbench_s": tb["seconds"], "peak_rss_mib": rss}
+                print(f"peak RSS {metric:6} {args.rss_seconds:g} s pair: {rss:5.0f} MiB ({tb['frames']} frames, "
+                      f"{tb['seconds']:.1f} s)  {load()}", flush=True)
+    print(f"\n{'metric':8}{'tb fps':>8}{'ref fps':>9}{'ratio':>7}  peak RSS MiB ({args.rss_seconds:g} s / {args.seconds:g} s)")
+    for metric, r in results.items():
+        best = max(r["rounds"], key=lambda row: row["speedup"])
+        worst = min(r["rounds"], key=lambda row: row["speedup"])
+        short = r.get("short", {}).get("peak_rss_mib", float("nan"))
+        ratio = f"x{worst['speedup']:.2f}" + (f"-{best['speedup']:.2f}" if len(r["rounds"]) > 1 else "")
+        print(f"{metric:8}{best['talkbench_fps']:8.2f}{best['reference_fps']:9.2f}{ratio:>7}  "
+              f"{short:5.0f} / {max(row['peak_rss_mib'] for row in r['rounds']):5.0f}")
+    print(f"end: {load()}")
     if args.json:
-        args.json.write_text(json.dumps({"clip": str(args.clip), "seconds": args.seconds, **results}, indent=2))
+        args.json.write_text(json.dumps({"seconds": args.seconds, **results}, indent=2))
 
 
 if __name__ == "__main__":
