@@ -35,17 +35,23 @@ def build_pair(work: Path, seconds: float, size: int | None = None, clip: Path =
 
 
 def fresh_process(script: Path, *args: str | Path) -> tuple[dict, float]:
-    """Run ``python script --child args...`` (it prints one JSON line last); its result and peak RSS in MiB
-    (``os.wait4``'s ``ru_maxrss``: the whole process, model and imports included)."""
+    """Run ``python script --child args...`` (it prints one JSON line last, made by ``child_result``); its
+    result and peak RSS in MiB. The peak is the child's own ``VmHWM`` (reset by exec): ``os.wait4``'s
+    ``ru_maxrss`` would start from this parent's RSS at the fork."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, str(script), "--child", *map(str, args)], stdout=subprocess.PIPE,
-                             env=env, text=True)
-    out = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"{script.name} --child {' '.join(map(str, args))} failed ({child.returncode}):\n{out}")
-    return json.loads(out.strip().splitlines()[-1]), usage.ru_maxrss / 1024
+    done = subprocess.run([sys.executable, str(script), "--child", *map(str, args)], stdout=subprocess.PIPE,
+                          env=env, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{script.name} --child {' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result, result.pop("peak_rss_mib")
+
+
+def child_result(result: dict) -> str:
+    """``result`` with this process's peak RSS (``VmHWM``, MiB), as the JSON line ``fresh_process`` reads."""
+    status = Path("/proc/self/status").read_text()
+    hwm = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    return json.dumps({**result, "peak_rss_mib": int(hwm) / 1024})
 
 
 def load() -> str:

@@ -19,7 +19,7 @@ What it does:
    counts) and a fixed centred box is used instead of what it found.
 3. talkbench: ``evaluate_case(case, ["lmd", "lmd_face", "csim"])`` (one decode, S3FD at scale 0.25 on
    batches, FAN on batches, ArcFace on batches, landmarks shared by the three metrics), in a fresh process
-   timed inside it (models loaded included, imports not), its peak RSS from ``os.wait4``; again on a
+   timed inside it (models loaded included, imports not), its peak RSS (the process's ``VmHWM``); again on a
    ``--rss-seconds`` pair to show the peak does not grow with the clip.
 4. The reference, as the READMEs run it: ``ffmpeg`` dumps both videos' frames to PNG, then per frame
    ``skimage.io.imread``, face-alignment's ``FaceAlignment(TWO_D, flip_input=False)`` (its S3FD
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import ROOT, build_pair, ffmpeg, fresh_process, load  # noqa: E402
+from bench_common import ROOT, build_pair, child_result, ffmpeg, fresh_process, load
 
 sys.path.insert(0, str(ROOT))
 
@@ -86,9 +86,9 @@ class CentredBox:
 def talkbench(ref: Path, gen: Path, weights_dir: Path, size: int, cache: Path) -> tuple[float, dict]:
     from talkbench_plugin.engine import evaluate_case
     from talkbench_plugin.face.landmarks import Landmarker, load_detector, load_fan
-    from talkbench_plugin.options.face import FaceOptions
     from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
     from talkbench_plugin.metrics import face
+    from talkbench_plugin.options.face import FaceOptions
 
     options = FaceOptions(weights=str(weights_dir))
     face._LANDMARKERS[options] = Landmarker(options, CentredBox(load_detector(str(weights_dir)), size),
@@ -144,7 +144,7 @@ def child(ref: str, gen: str, weights_dir: str, size: str, cache: str) -> None:
     """talkbench's side, in this fresh process: one JSON line."""
     register(Path(weights_dir))
     seconds, values = talkbench(Path(ref), Path(gen), Path(weights_dir), int(size), Path(cache))
-    print(json.dumps({"seconds": seconds, **values}))
+    print(child_result({"seconds": seconds, **values}))
 
 
 def main() -> None:
@@ -192,7 +192,7 @@ def main() -> None:
         seconds = args.seconds if who == "talkbench" else ref_seconds
         print(f"{who:<12}{seconds:>8g}{r['wall_s']:>9.1f}{r['frames_per_s']:>9.2f}{r['lmd']:>10.4f}{r['csim']:>9.4f}")
     print(f"talkbench {result['speedup']:.2f}x the reference's frames/s"
-          + (" (the reference on the first %g s)" % ref_seconds if ref_seconds != args.seconds else ""))
+          + (f" (the reference on the first {ref_seconds:g} s)" if ref_seconds != args.seconds else ""))
     if short:
         print(f"talkbench peak RSS: {short['peak_rss_mib']:.0f} MiB at {args.rss_seconds:g} s, {rss:.0f} MiB at "
               f"{args.seconds:g} s")

@@ -14,12 +14,13 @@ references from where they look (torch.hub's cache, cd-fvd's ``ckpt_path``).
 
 - talkbench: ``evaluate_case(case, [metric])`` in a fresh process (one decode pass, an empty cache: FVD's
   reference clips are computed, not cached), timed inside it (model loading included, Python's imports
-  not); its peak RSS from ``os.wait4``, on the ``--seconds`` pair and on the ``--rss-seconds`` one.
+  not); its peak RSS (the process's ``VmHWM``), on the ``--seconds`` pair and on the ``--rss-seconds`` one.
 - CPBD: ``ffmpeg -i GEN -pix_fmt gray DIR/%05d.png``, then ``cpbd.compute(imread(png, mode='L'))`` per file.
 - LPIPS: ``ffmpeg`` dumps both videos to PNG, then lpips' ``lpips_2dirs.py`` loop: ``lpips.load_image``,
   ``im2tensor``, ``LPIPS(net='alex')`` one pair at a time.
 - FVD: both videos decoded whole into (clips, 16, H, W, 3) arrays, ``cdfvd.cdfvd('i3d').compute_fvd``
-  (cd-fvd's README usage on arrays).
+  (cd-fvd's README usage on arrays). talkbench runs again with the reference's statistics cached (what a
+  speaker's second and later pipelines cost), reported on its own line.
 A reference given ``--reference-seconds`` runs on that prefix of the same pair (said in the output); the
 frames/s compare. Rounds alternate who goes first. Prints frames/s (generated frames scored) of each side,
 the ratio, the peak RSS and the load average; ``--json`` saves them.
@@ -41,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import ROOT, build_pair, fresh_process, load  # noqa: E402
+from bench_common import ROOT, build_pair, child_result, fresh_process, load
 
 sys.path.insert(0, str(ROOT))
 NAMES = {"alexnet": "alexnet-owt-7be5be79.pth", "i3d": "i3d_pretrained_400.pt"}
@@ -147,7 +148,7 @@ def child(metric: str, ref: str, gen: str, work: str, folder: str) -> None:
     """talkbench's side, in this fresh process: one JSON line."""
     register(Path(folder))
     seconds, frames = talkbench_run(metric, Path(ref), Path(gen), Path(work), Path(folder))
-    print(json.dumps({"seconds": seconds, "frames": frames}))
+    print(child_result({"seconds": seconds, "frames": frames}))
 
 
 def main() -> None:
@@ -179,20 +180,21 @@ def main() -> None:
                 work.mkdir()
                 ref_s = prefix.get(metric, args.seconds)
 
-                def ours() -> tuple[dict, float]:
-                    return fresh_process(Path(__file__), metric, *pairs[args.seconds], work / "tb", folder)
-
-                def theirs() -> tuple[float, int]:
-                    return REFERENCES[metric](*pairs[ref_s], work, folder)
-
-                if n % 2:
-                    (r_s, r_frames), (tb, rss) = theirs(), ours()
-                else:
-                    (tb, rss), (r_s, r_frames) = ours(), theirs()
+                runs = {"talkbench": lambda m=metric, w=work: fresh_process(Path(__file__), m, *pairs[args.seconds],
+                                                                           w / "tb", folder),
+                        "reference": lambda m=metric, w=work, r=ref_s: REFERENCES[m](*pairs[r], w, folder)}
+                done = {who: runs[who]() for who in (("reference", "talkbench") if n % 2 else runs)}
+                (tb, rss), (r_s, r_frames) = done["talkbench"], done["reference"]
                 row = {"frames": tb["frames"], "talkbench_s": tb["seconds"], "talkbench_fps": tb["frames"] / tb["seconds"],
                        "peak_rss_mib": rss, "reference_seconds": ref_s, "reference_frames": r_frames,
                        "reference_s": r_s, "reference_fps": r_frames / r_s, "load": load()}
                 row["speedup"] = row["talkbench_fps"] / row["reference_fps"]
+                if metric == "fvd":  # again with the reference's statistics cached, as for a speaker's next pipelines
+                    warm, _ = fresh_process(Path(__file__), metric, *pairs[args.seconds], work / "tb", folder)
+                    row["talkbench_warm_fps"] = warm["frames"] / warm["seconds"]
+                    row["speedup_warm"] = row["talkbench_warm_fps"] / row["reference_fps"]
+                    print(f"round {n} fvd    reference statistics cached: talkbench {row['talkbench_warm_fps']:7.2f}"
+                          f"/s ({warm['seconds']:6.1f} s)  x{row['speedup_warm']:.2f}", flush=True)
                 results[metric]["rounds"].append(row)
                 print(f"round {n} {metric:6} talkbench {row['frames']:5d} frames {row['talkbench_fps']:7.2f}/s "
                       f"({tb['seconds']:6.1f} s, peak RSS {rss:5.0f} MiB)  reference {r_frames:5d} frames "

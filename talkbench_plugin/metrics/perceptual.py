@@ -36,7 +36,7 @@ class LpipsOptions:
     net: str = "alex"
     weights: str | None = None  # weights directory (default: $TALKBENCH_WEIGHTS or the cache's)
     device: str = "cpu"
-    batch: int = 16
+    batch: int = 4  # pairs per forward: on CPU, channels-last AlexNet is no faster in larger batches
 
     def __post_init__(self) -> None:
         if self.net not in BACKBONES:
