@@ -7,7 +7,7 @@ with another weights file (``s3fd-619a316812.pth``) and other settings (full sca
 ``sync.shared_boxes``), and hands FAN the box as
 ``FaceAlignment.get_landmarks_from_image(image, detected_faces=[box])`` would take it: the same centre
 and scale rule, ``face_alignment.utils.crop`` to 256×256, FAN's last heatmaps, ``get_preds_fromhm``.
-Differences: the crops of a batch go through FAN together (one forward per batch, not per face).
+Differences: the crops of a batch go through FAN together (up to ``FAN_BATCH`` per forward, not one per face).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from .. import weights
 from ..options.face import FaceOptions
 
+FAN_BATCH = 2  # crops per FAN forward: on CPU 1-4 crops take ~1.6x less time each than 8 or more, ~40 MiB a crop
 _S3FD_MIN_INPUT = 28  # pixels: S3FD's pooling needs this much of the scaled frame's smaller side
 _NETS: dict[tuple[str, str, str], Any] = {}
 
@@ -120,12 +121,15 @@ class Landmarker:
         geometry = [crop_geometry(box) for box in boxes]
         crops = np.stack([crop(f, c, s).transpose((2, 0, 1)).astype(np.float32) / 255.0
                           for f, (c, s) in zip(frames, geometry)])
-        x = torch.from_numpy(crops).to(self.options.device)
+        chunks = []
         with torch.inference_mode():
-            heatmaps = self.fan(x)[-1]
-            if self.options.flip_input:
-                heatmaps = heatmaps + flip(self.fan(flip(x))[-1], is_label=True)
-        heatmaps = heatmaps.to("cpu", torch.float32).numpy()
+            for start in range(0, len(crops), FAN_BATCH):
+                x = torch.from_numpy(crops[start:start + FAN_BATCH]).to(self.options.device)
+                heatmaps = self.fan(x)[-1]
+                if self.options.flip_input:
+                    heatmaps = heatmaps + flip(self.fan(flip(x))[-1], is_label=True)
+                chunks.append(heatmaps.to("cpu", torch.float32).numpy())
+        heatmaps = np.concatenate(chunks)
         points = [get_preds_fromhm(heatmaps[i:i + 1], c, s)[1].reshape(NUM_LANDMARKS, 2)
                   for i, (c, s) in enumerate(geometry)]
         return np.stack(points).astype(np.float32)
