@@ -65,8 +65,7 @@ def load_detector(directory: str | None = None, device: str = "cpu") -> Any:
         from ..sync.model import load
 
         s3fd = S3FDDetector(load("s3fd", directory, device), device=device)
-        _NETS[key] = shared_boxes.SharedDetector(s3fd, shared_boxes.identity(
-            s3fd.settings(), weights.spec_for("s3fd").sha256, key[1], device))
+        _NETS[key] = shared_boxes.SharedDetector(s3fd, shared_boxes.s3fd_identity(s3fd.settings(), directory, device))
     return _NETS[key]
 
 

@@ -83,8 +83,7 @@ class SyncNetMetric(StreamMetric):
         detector = {**S3FDDetector.describe(), "weights_sha256": weights.spec_for("s3fd").sha256}
         description = detections.describe(self.media.generated.path, frames, detector)
         path = detections.cache_path(self.media.cache / "faces", description)
-        key = shared_boxes.identity(S3FDDetector.describe(), weights.spec_for("s3fd").sha256,
-                                    str(weights.weight_path("s3fd", self.options.weights)), self.options.device)
+        key = shared_boxes.s3fd_identity(S3FDDetector.describe(), self.options.weights, self.options.device)
         with self._timer.stage("cache"):
             found = detections.load(path, description)
         if found is not None:  # replayed in order; the face metrics may use the boxes too

@@ -35,10 +35,13 @@ def frame_digest(frame: np.ndarray) -> bytes:
     return digest.digest()
 
 
-def identity(settings: dict[str, Any], weights_sha256: str | None, weights_file: str, device: str) -> str:
-    """What makes two detectors give the same boxes: settings, weights and device."""
-    return json.dumps({"settings": settings, "weights_sha256": weights_sha256, "weights_file": weights_file,
-                       "device": device}, sort_keys=True)
+def s3fd_identity(settings: dict[str, Any], weights_dir: str | None, device: str) -> str:
+    """What makes two S3FD detectors give the same boxes: settings, the weights (pinned hash, file) and device."""
+    from .. import weights
+
+    return json.dumps({"settings": settings, "weights_sha256": weights.spec_for("s3fd").sha256,
+                       "weights_file": str(weights.weight_path("s3fd", weights_dir)), "device": device},
+                      sort_keys=True)
 
 
 class SharedDetector:
@@ -60,7 +63,7 @@ class SharedDetector:
         keys = [(self.key, frame_digest(f)) for f in frames]
         missing = [i for i, k in enumerate(keys) if not self.lookup or k not in _BOXES]
         if missing:
-            found = self.inner.detect(frames if len(missing) == len(frames) else np.ascontiguousarray(frames[missing]))
+            found = self.inner.detect(frames if len(missing) == len(frames) else frames[missing])
             for i, boxes in zip(missing, found, strict=True):
                 _BOXES[keys[i]] = np.array(boxes, dtype=np.float64)
         self.detected += len(missing)
