@@ -1,6 +1,5 @@
 """Fixtures shared by the project's tests."""
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -43,10 +42,10 @@ def sync_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def sync_weights(sync_weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``sync_weights_dir``, with the registry pinning those random files (as it pins the official ones)."""
+    from pinned import pin
+
     from talkbench_plugin import weights
 
     for kind in ("syncnet", "s3fd"):
-        spec = weights.spec_for(kind)
-        digest = hashlib.sha256((sync_weights_dir / spec.filename).read_bytes()).hexdigest()
-        monkeypatch.setitem(weights.REGISTRY, kind, weights.WeightSpec(kind, spec.filename, (), sha256=digest))
+        pin(monkeypatch, kind, sync_weights_dir / weights.spec_for(kind).filename)
     return sync_weights_dir

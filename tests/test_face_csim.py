@@ -4,11 +4,11 @@ CSIM's errors. The landmarks are given (FAN's agreement is tests/test_face_lmd.p
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pinned import pin
 from videos import moving_frames, write_video
 
 from talkbench_plugin import weights
@@ -32,9 +32,7 @@ def arcface_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def arcface_weights(arcface_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    spec = weights.spec_for("arcface")
-    digest = hashlib.sha256((arcface_dir / spec.filename).read_bytes()).hexdigest()
-    monkeypatch.setitem(weights.REGISTRY, "arcface", weights.WeightSpec("arcface", spec.filename, (), sha256=digest))
+    pin(monkeypatch, "arcface", arcface_dir / weights.spec_for("arcface").filename)
     return arcface_dir
 
 

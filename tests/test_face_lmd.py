@@ -3,11 +3,11 @@ crop and heatmap decoding) with the same deterministic random 2DFAN4 weights; an
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pinned import pin
 from videos import moving_frames, write_video
 
 from talkbench_plugin import weights
@@ -36,9 +36,7 @@ def fan_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fan_weights(fan_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``fan_dir`` with the registry pinning its random file, as it pins the official one."""
-    spec = weights.spec_for("fan2d")
-    digest = hashlib.sha256((fan_dir / spec.filename).read_bytes()).hexdigest()
-    monkeypatch.setitem(weights.REGISTRY, "fan2d", weights.WeightSpec("fan2d", spec.filename, (), sha256=digest))
+    pin(monkeypatch, "fan2d", fan_dir / weights.spec_for("fan2d").filename)
     return fan_dir
 
 

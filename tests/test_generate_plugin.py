@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_plugin import BENCH, run
-from videos import moving_frames, write_video
+from videos import SPEAKERS_AB, moving_frames, write_video
 
 TINY = f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve().parent / 'tiny_pipeline.py'))}"
 DUB = f"{TINY} generate --face {{reference}} --audio {{audio}} --outfile {{output}}"
@@ -22,13 +22,7 @@ FLAGS = ("--talkbench-calibrations", "none", "--talkbench-metrics", "psnr,ssim")
 MANIFEST = """
 [dataset]
 name = "tinygen"
-[speakers.a]
-language = "en"
-reference = "ref/a.mp4"
-[speakers.b]
-language = "zh"
-reference = "ref/b.mp4"
-[pipelines.Tiny]
+""" + SPEAKERS_AB + """[pipelines.Tiny]
 mode = "dubbing"
 command = {dub}
 env = {{ TINY_RUNS = "runs.txt" }}

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from filelock import FileLock
+from pinned import pin
 from test_generate_plugin import TINY, speech
 from test_plugin import BENCH, run
-from videos import moving_frames, write_video
+from videos import SPEAKERS_AB, moving_frames, write_video
 
 HERE = Path(__file__).resolve().parent
 DUB = f"{TINY} generate --face {{reference}} --audio {{audio}} --outfile {{output}}"
@@ -29,13 +30,7 @@ KILLER = (f"{shlex.quote(sys.executable)} {shlex.quote(str(HERE / 'killer_pipeli
 MANIFEST = """
 [dataset]
 name = "tinyray"
-[speakers.a]
-language = "en"
-reference = "ref/a.mp4"
-[speakers.b]
-language = "zh"
-reference = "ref/b.mp4"
-[pipelines.Tiny]
+""" + SPEAKERS_AB + """[pipelines.Tiny]
 mode = "dubbing"
 command = {command}
 env = {{ TINY_RUNS = "runs.txt", KILLS_a = "1", KILLS_b = "2" }}
@@ -238,17 +233,13 @@ def test_fid_moments_come_back_with_the_record_and_pool_on_the_controller(
         executor, media: Path, tmp_path: Path, weights_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A task's generated-side FID moments live in the node's scratch folder, gone when the task returns: they
     travel back with the record, land in the controller's moments folder, and the group FID pools them."""
-    import hashlib
 
-    from talkbench_plugin import weights
     from talkbench_plugin.datasets import add_calibration
     from talkbench_plugin.execution.task import absolute, run_case
     from talkbench_plugin.fid.groups import add_pooled_fid
     from talkbench_plugin.manifest import load_manifest
 
-    spec = weights.spec_for("inception")
-    monkeypatch.setitem(weights.REGISTRY, "inception", weights.WeightSpec(
-        "inception", spec.filename, (), sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest()))
+    pin(monkeypatch, "inception", weights_file)
     root = tmp_path / "data"
     shutil.copytree(media, root)
     (root / "talkbench.toml").write_text(MANIFEST.format(command=json.dumps(DUB)))
@@ -296,7 +287,6 @@ def test_two_nodes_filling_one_fid_statistics_and_face_detections_entry_at_once_
     storing them. The FID entry is stored once (under its lock, the other node waits and reads it), the two
     detections files are written side by side and renamed over one another; both nodes agree, the entries
     load to what they computed, and a later task uses them instead of computing again."""
-    import hashlib
 
     from talkbench_plugin import weights
     from talkbench_plugin.execution import ray_executor
@@ -309,9 +299,7 @@ def test_two_nodes_filling_one_fid_statistics_and_face_detections_entry_at_once_
     folder.mkdir()
     for path in (weights_file, *(sync_weights / weights.spec_for(k).filename for k in ("syncnet", "s3fd"))):
         (folder / path.name).symlink_to(path)
-    spec = weights.spec_for("inception")  # pinned in this process only: the tasks get the controller's registry
-    monkeypatch.setitem(weights.REGISTRY, "inception", weights.WeightSpec(
-        "inception", spec.filename, (), sha256=hashlib.sha256(weights_file.read_bytes()).hexdigest()))
+    pin(monkeypatch, "inception", weights_file)  # in this process only: the tasks get the controller's registry
     frames = 56  # a face track needs more than 50 detections
     reference, generated = (write_video(tmp_path / f"{name}.mp4", moving_frames(frames, 160, 176, seed=seed), 25,
                                         audio=speech(frames / 25)) for name, seed in (("ref", 3), ("gen", 4)))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from pinned import pin
 
 from talkbench_plugin import weights
 from talkbench_plugin.errors import TalkbenchError
@@ -177,9 +177,7 @@ def test_no_detector_uses_whole_frames():
 
 def test_s3fd_detector_from_verified_weights(tmp_path, monkeypatch):
     path = syncnet_model.write_random_weights("s3fd", tmp_path / "sfd_face.pth", seed=0)
-    data = path.read_bytes()
-    monkeypatch.setitem(weights.REGISTRY, "s3fd", weights.WeightSpec(
-        name="s3fd", filename="sfd_face.pth", urls=(), sha256=hashlib.sha256(data).hexdigest()))
+    pin(monkeypatch, "s3fd", path)
     detector = S3FDDetector(weights_dir=tmp_path, conf_th=0.5, batch_pixels=2 * 64 * 80)  # 2 frames a batch; random weights score about 0.5
     frames = np.random.default_rng(2).integers(0, 256, (3, 256, 320, 3), dtype=np.uint8)
     found = detector.detect(frames)
@@ -192,7 +190,7 @@ def test_s3fd_detector_from_verified_weights(tmp_path, monkeypatch):
         assert len(expected) > 0 and boxes.shape == expected.shape
         np.testing.assert_allclose(boxes, expected, atol=1e-3)
     assert detector.settings() == {"detector": "s3fd", "scale": 0.25, "conf_th": 0.5}
-    path.write_bytes(data[:-10])  # a truncated download is refused before unpickling
+    path.write_bytes(path.read_bytes()[:-10])  # a truncated download is refused before unpickling
     with pytest.raises(weights.WeightsError, match="not the pinned sfd_face.pth"):
         S3FDDetector(weights_dir=tmp_path)
 

@@ -9,17 +9,20 @@ import av
 import numpy as np
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"  # real clips in ../shared, when present
-# a dataset of two speakers (ref/a.mp4 en, ref/b.mp4 zh) and one pipeline (out/<speaker>_Blur.mp4)
-TWO_SPEAKERS = """
-[dataset]
-name = "tiny"
+# manifest tables of two speakers: a (ref/a.mp4, en) and b (ref/b.mp4, zh)
+SPEAKERS_AB = """
 [speakers.a]
 language = "en"
 reference = "ref/a.mp4"
 [speakers.b]
 language = "zh"
 reference = "ref/b.mp4"
-[pipelines.Blur]
+"""
+# a dataset of those two speakers and one pipeline (out/<speaker>_Blur.mp4)
+TWO_SPEAKERS = """
+[dataset]
+name = "tiny"
+""" + SPEAKERS_AB + """[pipelines.Blur]
 mode = "dubbing"
 outputs = "out/{speaker}_Blur.mp4"
 """
