@@ -325,6 +325,11 @@ def verified_path(name: str, directory: str | os.PathLike[str] | None = None) ->
     return status.path
 
 
+def verified_sha256(name: str, directory: str | os.PathLike[str] | None = None) -> str:
+    """The SHA-256 of ``name``'s file once it matches every pinned hash (what a converted network is keyed by)."""
+    return _cached_digests(verified_path(name, directory))[0]
+
+
 def load_state_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a state dict from ``path`` with ``weights_only=True``; a bad file raises WeightsError."""
     import pickle

@@ -1,0 +1,1 @@
+"""What runs the metric networks' forwards besides eager PyTorch."""
