@@ -74,14 +74,14 @@ def register(folder: Path) -> None:
         weights.register(replace(weights.spec_for(name), sha256=digest, sha256_ends=None, git_blob=None))
 
 
-def talkbench_run(metric: str, ref: Path, gen: Path, work: Path, folder: Path) -> tuple[float, int]:
+def talkbench_run(metric: str, ref: Path, gen: Path, work: Path, folder: Path, runtime: str) -> tuple[float, int]:
     from talkbench_plugin.engine import evaluate_case
     from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
     from talkbench_plugin.run_options import family_options
 
     options = family_options({"sync_audio": "own", "sync_detector": "s3fd", "sync_detect_every": 1,
                               "sync_combine": "best", "fid_sampling": "every", "cpbd_sampling": "every",
-                              "lpips_net": "alex"}.__getitem__, str(folder), "cpu", str(work / "moments"))
+                              "lpips_net": "alex", "runtime": runtime}.__getitem__, str(folder), "cpu", str(work / "moments"))
     case = Case(Speaker("s", "en", ref), Pipeline("P", "dubbing", "x"), gen, Segment())
     start = time.perf_counter()
     record = evaluate_case(case, [metric], work / f"cache-{metric}", options=options)
@@ -144,10 +144,10 @@ def reference_fvd(ref: Path, gen: Path, work: Path, folder: Path) -> tuple[float
 REFERENCES = {"cpbd": reference_cpbd, "lpips": reference_lpips, "fvd": reference_fvd}
 
 
-def child(metric: str, ref: str, gen: str, work: str, folder: str) -> None:
+def child(metric: str, ref: str, gen: str, work: str, folder: str, runtime: str) -> None:
     """talkbench's side, in this fresh process: one JSON line."""
     register(Path(folder))
-    seconds, frames = talkbench_run(metric, Path(ref), Path(gen), Path(work), Path(folder))
+    seconds, frames = talkbench_run(metric, Path(ref), Path(gen), Path(work), Path(folder), runtime)
     print(child_result({"seconds": seconds, "frames": frames}))
 
 
@@ -159,7 +159,9 @@ def main() -> None:
     parser.add_argument("--reference-seconds", default="", help="e.g. cpbd=5,lpips=10: the reference on a prefix")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--runtime", choices=("openvino", "torch"), default="openvino",
+                        help="what runs I3D (talkbench's --talkbench-runtime)")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
@@ -181,7 +183,7 @@ def main() -> None:
                 ref_s = prefix.get(metric, args.seconds)
 
                 runs = {"talkbench": lambda m=metric, w=work: fresh_process(Path(__file__), m, *pairs[args.seconds],
-                                                                           w / "tb", folder),
+                                                                           w / "tb", folder, args.runtime),
                         "reference": lambda m=metric, w=work, r=ref_s: REFERENCES[m](*pairs[r], w, folder)}
                 done = {who: runs[who]() for who in (("reference", "talkbench") if n % 2 else runs)}
                 (tb, rss), (r_s, r_frames) = done["talkbench"], done["reference"]
@@ -189,12 +191,16 @@ def main() -> None:
                        "peak_rss_mib": rss, "reference_seconds": ref_s, "reference_frames": r_frames,
                        "reference_s": r_s, "reference_fps": r_frames / r_s, "load": load()}
                 row["speedup"] = row["talkbench_fps"] / row["reference_fps"]
-                if metric == "fvd":  # again with the reference's statistics cached, as for a speaker's next pipelines
-                    warm, _ = fresh_process(Path(__file__), metric, *pairs[args.seconds], work / "tb", folder)
-                    row["talkbench_warm_fps"] = warm["frames"] / warm["seconds"]
-                    row["speedup_warm"] = row["talkbench_warm_fps"] / row["reference_fps"]
-                    print(f"round {n} fvd    reference statistics cached: talkbench {row['talkbench_warm_fps']:7.2f}"
-                          f"/s ({warm['seconds']:6.1f} s)  x{row['speedup_warm']:.2f}", flush=True)
+                if metric == "fvd":  # again: the IR converted, the statistics not; then both cached
+                    shutil.rmtree(work / "tb" / "cache-fvd" / "fvd")
+                    for label, key in (("I3D converted, no statistics cached", "ir_cached"),
+                                       ("reference statistics cached", "warm")):
+                        again, _ = fresh_process(Path(__file__), metric, *pairs[args.seconds], work / "tb", folder,
+                                                 args.runtime)
+                        row[f"talkbench_{key}_fps"] = again["frames"] / again["seconds"]
+                        row[f"speedup_{key}"] = row[f"talkbench_{key}_fps"] / row["reference_fps"]
+                        print(f"round {n} fvd    {label}: talkbench {row[f'talkbench_{key}_fps']:7.2f}/s "
+                              f"({again['seconds']:6.1f} s)  x{row[f'speedup_{key}']:.2f}  {load()}", flush=True)
                 results[metric]["rounds"].append(row)
                 print(f"round {n} {metric:6} talkbench {row['frames']:5d} frames {row['talkbench_fps']:7.2f}/s "
                       f"({tb['seconds']:6.1f} s, peak RSS {rss:5.0f} MiB)  reference {r_frames:5d} frames "
@@ -204,7 +210,8 @@ def main() -> None:
             for metric in metrics:
                 work = tmp_path / f"rss-{metric}"
                 work.mkdir()
-                tb, rss = fresh_process(Path(__file__), metric, *pairs[args.rss_seconds], work / "tb", folder)
+                tb, rss = fresh_process(Path(__file__), metric, *pairs[args.rss_seconds], work / "tb", folder,
+                                        args.runtime)
                 results[metric]["short"] = {"seconds_of_video": args.rss_seconds, "frames": tb["frames"],
                                             "talkbench_s": tb["seconds"], "peak_rss_mib": rss}
                 print(f"peak RSS {metric:6} {args.rss_seconds:g} s pair: {rss:5.0f} MiB ({tb['frames']} frames, "

@@ -55,6 +55,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
                               "(default: %(default)s)"},
     "lpips-net": {"choices": ("alex", "vgg"), "default": "alex",
                   "help": "LPIPS backbone: alex (v0.1, the papers' default) or vgg (default: %(default)s)"},
+    "runtime": {"choices": ("openvino", "torch"), "default": "openvino",
+                "help": "what runs FVD's I3D and LPIPS's network on the CPU: OpenVINO in f32 (converted once per "
+                        "weights file into the cache; the same values to fp32 rounding, faster here) or eager "
+                        "torch (default: %(default)s)"},
 }
 
 
@@ -70,10 +74,10 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
 
     Raises TalkbenchError for a value the families refuse (detect-every 0, a bad sampling rule).
     """
-    from .options.face import FaceOptions
     from .metrics.cpbd import CpbdOptions
     from .metrics.fvd import FvdOptions
     from .metrics.perceptual import LpipsOptions
+    from .options.face import FaceOptions
     from .options.inception import InceptionOptions
     from .options.iqa import IqaOptions
     from .options.sync import SyncOptions
@@ -82,6 +86,6 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
                        value("sync_combine"), weights, device)
     inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
     return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device),
-            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device),
-            "fvd": FvdOptions(weights, device, moments_dir),
+            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device, runtime=value("runtime")),
+            "fvd": FvdOptions(weights, device, moments_dir, runtime=value("runtime")),
             "face": FaceOptions(weights=weights, device=device)}

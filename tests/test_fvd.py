@@ -66,17 +66,19 @@ def clips(path: Path) -> np.ndarray:
     return frames[: n * 16].reshape(n, 16, *frames.shape[1:])
 
 
-def evaluate(gen: Path, ref: Path, tmp_path: Path, folder: Path, case_id: str = "P") -> dict:
+def evaluate(gen: Path, ref: Path, tmp_path: Path, folder: Path, case_id: str = "P", runtime: str = "openvino") -> dict:
     # no coverage rule: a generated video shorter than the reference must meet FVD's own rule here
     case = Case(Speaker("s", "en", ref), Pipeline(case_id, "dubbing", "x", min_coverage=0.0), gen, Segment())
-    return evaluate_case(case, ["psnr", "fvd"], tmp_path / "cache",
-                         options={"fvd": FvdOptions(weights=str(folder), moments_dir=str(tmp_path / "run"))})
+    options = FvdOptions(weights=str(folder), moments_dir=str(tmp_path / "run"), runtime=runtime)
+    return evaluate_case(case, ["psnr", "fvd"], tmp_path / "cache", options={"fvd": options})
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
 def test_fvd_agrees_with_cd_fvd(videos: dict[str, Path], i3d: Path, i3d_file: Path, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
-    record = evaluate(videos["gen"], videos["ref"], tmp_path, i3d)
+                                monkeypatch: pytest.MonkeyPatch, runtime: str) -> None:
+    record = evaluate(videos["gen"], videos["ref"], tmp_path, i3d, runtime=runtime)
+    assert record["metrics"]["fvd"]["protocol"]["runtime"].startswith({"openvino": "OpenVINO CPU, f32", "torch": "torch"}[runtime])
     entry = record["metrics"]["fvd"]
     assert entry["details"]["clips"] == {"reference": 2, "generated": 2}
     assert entry["details"]["unused_frames"]["reference"] == 5 and not entry["details"]["reference_cached"]
@@ -100,7 +102,7 @@ def test_fvd_agrees_with_cd_fvd(videos: dict[str, Path], i3d: Path, i3d_file: Pa
     assert record["fvd_pooled"]["value"] == pytest.approx(entry["value"], rel=1e-6)
 
     monkeypatch.setattr(fvd_metric, "BATCH", 1)  # one clip per forward: the same value but for float rounding
-    again = evaluate(videos["gen"], videos["ref"], tmp_path, i3d)["metrics"]["fvd"]
+    again = evaluate(videos["gen"], videos["ref"], tmp_path, i3d, runtime=runtime)["metrics"]["fvd"]
     assert again["details"]["reference_cached"] and again["value"] == pytest.approx(entry["value"], rel=1e-5)
 
 

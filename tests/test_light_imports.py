@@ -16,7 +16,7 @@ from videos import TWO_SPEAKERS, moving_frames, write_video
 ROOT = Path(__file__).resolve().parents[1]
 # what only the network metrics need (the families' heavy imports live inside their functions)
 HEAVY = ("torch", "torchvision", "pyiqa", "syncnet_python", "onnxruntime", "cv2", "lpips", "face_alignment",
-         "insightface", "ray", "cpbd", "cdfvd")
+         "insightface", "ray", "cpbd", "cdfvd", "openvino")
 # records, at the end of each pytest process (controller or worker), which HEAVY modules it imported
 RECORDER = """
 import json, os, sys
