@@ -18,7 +18,15 @@ from .errors import MediaError, TalkbenchError
 from .manifest import Case
 from .media.align import Alignment, Upright, aligned_batches
 from .media.video import VideoInfo, iter_frames, prefetch, probe
-from .metrics import CaseMedia, Metric, StreamMetric, family_of, family_options, make_metric, make_stream_metric
+from .metrics import (
+    CaseMedia,
+    Metric,
+    StreamMetric,
+    family_of,
+    family_options,
+    make_metric,
+    make_stream_metric,
+)
 from .progress import ProgressFn
 from .timing import StageTimer
 
@@ -55,7 +63,7 @@ def evaluate_case(
             "reference": {**ref.to_dict(), "sha256": file_sha256(ref.path)},
             "generated": {**gen.to_dict(), "sha256": file_sha256(gen.path)},
         }
-        pairs = _pair_metrics(metrics, convention, options, record, case)
+        pairs = _pair_metrics(metrics, convention, options, record, case, cache)
         streams = _stream_metrics(metrics, CaseMedia(case, ref, gen, cache), options or {}, timer, record)
         failed: dict[str, str] = {}  # stream families that failed on a frame: family -> error
         progress("compare", 0, _expected_frames(case, ref))
@@ -148,13 +156,13 @@ def metric_error(name: str, exc: BaseException) -> str:
 
 
 def _pair_metrics(metrics: Sequence[str], convention: str, options: Mapping[str, Any] | None,
-                  record: dict[str, Any], case: Case) -> dict[str, Metric]:
+                  record: dict[str, Any], case: Case, cache: Path) -> dict[str, Metric]:
     """One frame-pair metric per name; one that cannot be built gets its error instead."""
     pairs: dict[str, Metric] = {}
     for name in metrics:
         if family_of(name) is None:
             try:
-                pairs[name] = make_metric(name, convention, options, case)
+                pairs[name] = make_metric(name, convention, options, case, cache)
             except Exception as exc:  # noqa: BLE001 - isolated: the case's other metrics go on
                 record["metrics"][name] = {"value": None, "error": metric_error(name, exc)}
     return pairs

@@ -75,12 +75,15 @@ def package_lpips(ref: np.ndarray, gen: np.ndarray, hub: Path, alexnet_file: Pat
         return [float(net(lpips.im2tensor(g), lpips.im2tensor(r))) for r, g in zip(ref, gen, strict=True)]
 
 
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
 def test_lpips_agrees_with_the_package_and_pyiqa(videos: dict[str, Path], alexnet: Path, alexnet_file: Path,
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path, runtime: str) -> None:
     case = Case(Speaker("s", "en", videos["ref"]), Pipeline("P", "dubbing", "x"), videos["gen"], Segment())
     record = evaluate_case(case, ["psnr", "lpips"], tmp_path / "cache",
-                           options={"lpips": LpipsOptions(weights=str(alexnet))})
+                           options={"lpips": LpipsOptions(weights=str(alexnet), runtime=runtime)})
     entry = record["metrics"]["lpips"]
+    assert entry["protocol"]["runtime"].startswith({"openvino": "OpenVINO CPU, f32", "torch": "torch"}[runtime])
+    assert (tmp_path / "cache" / "openvino").is_dir() == (runtime == "openvino")
     ref, gen = decoded(videos["ref"]), decoded(videos["gen"])
     expected = package_lpips(ref, gen, tmp_path / "hub", alexnet_file)
     assert len(entry["per_frame"]) == len(expected) == 6 and min(expected) > 1e-3
@@ -121,3 +124,16 @@ def test_a_foreign_backbone_file_is_refused(alexnet: Path, tmp_path: Path, monke
                                                              sha256=hashlib.sha256(bad.read_bytes()).hexdigest()))
     with pytest.raises(Exception, match="not torchvision's alexnet"):
         LpipsMetric(LpipsOptions(weights=str(tmp_path))).compute()
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
+def test_frames_too_small_for_alexnet_are_lpips_s_error(alexnet: Path, tmp_path: Path, runtime: str) -> None:
+    ref = write_video(tmp_path / "ref.mp4", moving_frames(3, 16, 16, seed=1), 25)
+    gen = write_video(tmp_path / "gen.mp4", moving_frames(3, 16, 16, seed=2), 25)
+    case = Case(Speaker("s", "en", ref), Pipeline("P", "dubbing", "x"), gen, Segment())
+    record = evaluate_case(case, ["psnr", "lpips"], tmp_path / "cache",
+                           options={"lpips": LpipsOptions(weights=str(alexnet), runtime=runtime)})
+    assert record["metrics"]["psnr"]["value"] is not None
+    error = record["metrics"]["lpips"]["error"]
+    assert "LPIPS alex cannot score 16x16 frames, too small for the backbone" in error
+    assert "size" in error.split("backbone (", 1)[1]  # the library's reason, not its source location

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .base import CaseMedia, Metric, StreamMetric
@@ -62,14 +63,14 @@ def family_options(options: Mapping[str, Any], family: str) -> Any:
 
 
 def make_metric(name: str, convention: str = "ffmpeg", options: Mapping[str, Any] | None = None,
-                case: Any = None) -> Metric:
+                case: Any = None, cache: Path | None = None) -> Metric:
     """A fresh metric object for one case. ``convention`` picks FFmpeg's YUV or scikit-image's RGB; the
-    face metrics take ``options["face"]`` and the ``case`` (its files, its identity source); other names
-    are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
+    face metrics take ``options["face"]`` and the ``case`` (its files, its identity source); LPIPS converts
+    its network into ``cache``; other names are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
     if name == "lpips":  # talkbench's own, before pyiqa's metric of that name
         from .perceptual import LpipsMetric
 
-        return LpipsMetric((options or {}).get("lpips"))
+        return LpipsMetric((options or {}).get("lpips"), cache)
     if name in FACE:
         from .face import make_face_metric
 

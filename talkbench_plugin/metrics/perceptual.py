@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +27,7 @@ from ..errors import TalkbenchError
 from .base import FramePairs, Metric, MetricValue
 
 BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS net -> the registry's torchvision backbone
-_NETS: dict[tuple[str, str, str], Any] = {}
+_NETS: dict[tuple[str, ...], Callable[[Any, Any], np.ndarray]] = {}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class LpipsOptions:
     weights: str | None = None  # weights directory (default: $TALKBENCH_WEIGHTS or the cache's)
     device: str = "cpu"
     batch: int = 4  # pairs per forward: on CPU, channels-last AlexNet is no faster in larger batches
+    runtime: str = "openvino"  # or "torch": what runs the network on the CPU
 
     def __post_init__(self) -> None:
         if self.net not in BACKBONES:
@@ -78,15 +80,40 @@ def build(net: str, backbone: dict[str, Any]) -> Any:
     return model.eval()
 
 
-def network(options: LpipsOptions) -> Any:
-    """The LPIPS network with the verified backbone, built once per process and setting."""
+def runtime(options: LpipsOptions, cache: Path | None) -> str:
+    """What runs the network: OpenVINO when asked for on the CPU with a cache to convert into, else torch."""
+    return "openvino" if options.runtime == "openvino" and options.device == "cpu" and cache else "torch"
+
+
+def network(options: LpipsOptions, cache: Path | None = None) -> Callable[[Any, Any], np.ndarray]:
+    """The LPIPS network with the verified backbone as a function of (generated, reference) batches to the
+    per-pair distances, built once per process and setting; its OpenVINO IR is converted once into ``cache``."""
     name = BACKBONES[options.net]
-    key = (str(weights.weight_path(name, options.weights)), options.net, options.device)
+    key = (str(weights.weight_path(name, options.weights)), options.net, options.device, runtime(options, cache),
+           str(cache))
     if key not in _NETS:
         import torch
 
-        net = build(options.net, weights.load_state(name, options.weights))
-        _NETS[key] = net.to(options.device, memory_format=torch.channels_last)  # CPUs' convolutions prefer it
+        if runtime(options, cache) == "openvino":
+            from ..runtime.openvino import OpenVinoNetwork, converted, ir_folder
+
+            linear = hashlib.sha256(linear_weights(options.net).read_bytes()).hexdigest()
+            shapes = [(-1, 3, -1, -1)] * 2
+            folder = ir_folder(cache, f"lpips-{options.net}", f"{weights.verified_sha256(name, options.weights)}+"
+                               f"{linear}", shapes)
+            example = (torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64))
+            net = OpenVinoNetwork(converted(folder, lambda: build(options.net, weights.load_state(name, options.weights)),
+                                            example, shapes))
+            _NETS[key] = lambda gen, ref: net(gen.numpy(), ref.numpy()).astype(np.float64).ravel()
+        else:
+            module = build(options.net, weights.load_state(name, options.weights))
+            module = module.to(options.device, memory_format=torch.channels_last)  # CPUs' convolutions prefer it
+
+            def forward(gen: Any, ref: Any) -> np.ndarray:
+                with torch.inference_mode():
+                    return module(gen, ref).flatten().double().cpu().numpy()
+
+            _NETS[key] = forward
     return _NETS[key]
 
 
@@ -102,12 +129,13 @@ class LpipsMetric(Metric):
     name = "lpips"
     higher_is_better = False
 
-    def __init__(self, options: LpipsOptions | None = None) -> None:
+    def __init__(self, options: LpipsOptions | None = None, cache: Path | None = None) -> None:
         self.options = options or LpipsOptions()
+        self.cache = cache
         self.values: list[float] = []
         self._error: TalkbenchError | None = None  # kept for compute(): this metric's problem, not the case's
         try:
-            self.net = network(self.options)
+            self.net = network(self.options, cache)
         except TalkbenchError as exc:
             self._error = exc
 
@@ -117,11 +145,11 @@ class LpipsMetric(Metric):
                 "backbone": weights.spec_for(BACKBONES[self.options.net]).filename,
                 "linear_layers": f"{linear.name} sha256 {hashlib.sha256(linear.read_bytes()).hexdigest()[:16]}",
                 "input": "aligned frame pairs, RGB (generated at the reference's size), scaled to [-1, 1]",
-                "summary": "mean over frames of the spatially averaged distance"}
+                "summary": "mean over frames of the spatially averaged distance",
+                "runtime": ("OpenVINO CPU, f32 (IR converted from the torch module, fp32 weights)"
+                            if runtime(self.options, self.cache) == "openvino" else f"torch on {self.options.device}")}
 
     def update(self, pairs: FramePairs) -> None:
-        import torch
-
         if not len(pairs) or self._error is not None:
             return
         device, step = self.options.device, self.options.batch
@@ -129,12 +157,11 @@ class LpipsMetric(Metric):
             ref = to_tensor(pairs.ref_rgb[start:start + step], device)
             gen = to_tensor(pairs.gen_rgb[start:start + step], device)
             try:
-                with torch.inference_mode():
-                    self.values += self.net(gen, ref).flatten().double().cpu().tolist()
+                self.values += self.net(gen, ref).tolist()
             except RuntimeError as exc:  # e.g. frames too small for the backbone's pooling
-                first = str(exc).strip().splitlines()[0]
+                last = str(exc).strip().splitlines()[-1]  # OpenVINO's says what failed on its last line
                 self._error = TalkbenchError(f"LPIPS {self.options.net} cannot score {gen.shape[3]}x{gen.shape[2]} "
-                                             f"frames ({first})")
+                                             f"frames, too small for the backbone ({last})")
                 return
 
     def compute(self) -> MetricValue:
