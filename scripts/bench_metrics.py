@@ -19,8 +19,10 @@ references from where they look (torch.hub's cache, cd-fvd's ``ckpt_path``).
 - LPIPS: ``ffmpeg`` dumps both videos to PNG, then lpips' ``lpips_2dirs.py`` loop: ``lpips.load_image``,
   ``im2tensor``, ``LPIPS(net='alex')`` one pair at a time.
 - FVD: both videos decoded whole into (clips, 16, H, W, 3) arrays, ``cdfvd.cdfvd('i3d').compute_fvd``
-  (cd-fvd's README usage on arrays). talkbench runs again with the reference's statistics cached (what a
-  speaker's second and later pipelines cost), reported on its own line.
+  (cd-fvd's README usage on arrays). talkbench's first run starts from an empty cache (I3D is converted for
+  OpenVINO in it); it runs again with the converted I3D but no statistics, then with the reference's
+  statistics cached too (what a speaker's second and later pipelines cost), each on its own line.
+``--runtime torch`` runs LPIPS's and FVD's networks in eager torch instead of OpenVINO.
 A reference given ``--reference-seconds`` runs on that prefix of the same pair (said in the output); the
 frames/s compare. Rounds alternate who goes first. Prints frames/s (generated frames scored) of each side,
 the ratio, the peak RSS and the load average; ``--json`` saves them.

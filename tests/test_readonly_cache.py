@@ -35,6 +35,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     """``python *args`` as an unprivileged user, with this checkout's talkbench."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([*UNPRIVILEGED, sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                          check=False,
                           timeout=120)
 
 
@@ -96,3 +97,27 @@ def test_read_only_demo_folder(folder: Path) -> None:
     read_only(folder / "cache")
     done = run("-m", "talkbench_plugin.cli", "--cache", str(folder / "cache"), "demo")
     assert done.returncode == 0 and done.stdout == f"{demo / 'demo.toml'}\n"
+
+
+CONVERTED = """
+import sys
+from pathlib import Path
+import numpy as np
+from talkbench_plugin.runtime.openvino import OpenVinoNetwork, converted
+folder = converted(Path(sys.argv[1]), lambda: sys.exit("converted again"), (), [])
+print(OpenVinoNetwork(folder)(np.ones((2, 3), np.float32)).shape)
+"""
+
+
+def test_a_read_only_cache_s_converted_network_is_used(folder: Path) -> None:
+    import torch
+
+    from talkbench_plugin.runtime.openvino import converted, ir_folder
+
+    shapes = [(-1, 3)]
+    ir = converted(ir_folder(folder / "cache", "tiny", "ab" * 32, shapes), lambda: torch.nn.Linear(3, 1),
+                   (torch.zeros(1, 3),), shapes)
+    read_only(folder)
+    done = run("-c", CONVERTED, str(ir))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(2,", "1)"]

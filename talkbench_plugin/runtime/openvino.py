@@ -56,7 +56,9 @@ def _sweep(folder: Path) -> None:
 def converted(folder: Path, build: Callable[[], Any], example: tuple[Any, ...],
               shapes: Sequence[Sequence[int]]) -> Path:
     """``folder`` holding the IR of ``build()`` (a torch module) traced on the ``example`` inputs, with input
-    shapes ``shapes``; converted only if it is not there yet."""
+    shapes ``shapes``; converted only if it is not there yet (a read-only cache's IR is read, not locked)."""
+    if (folder / _MODEL).is_file():
+        return folder
     with lock_for(folder):
         if not (folder / _MODEL).is_file():
             import openvino
