@@ -50,6 +50,33 @@ def test_a_converted_network_is_read_back_not_converted_again(tmp_path: Path, mo
     assert convert(tmp_path) == folder
 
 
+RACE = """
+import sys, time
+from pathlib import Path
+import torch
+from talkbench_plugin.runtime.openvino import converted
+
+def build():
+    with open(sys.argv[2], "a") as log:
+        log.write("built\\n")
+    time.sleep(1)
+    return torch.nn.Linear(3, 1)
+
+print(converted(Path(sys.argv[1]), build, (torch.zeros(1, 3),), [(-1, 3)]))
+"""
+
+
+def test_processes_converting_one_network_at_once_convert_it_once(tmp_path: Path) -> None:
+    folder, log = runtime.ir_folder(tmp_path, "race", "ab" * 32, [(-1, 3)]), tmp_path / "log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(folder), str(log)], stdout=subprocess.PIPE, text=True,
+                              env=env) for _ in range(3)]
+    outs = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0] and set(outs) == {str(folder)}
+    assert log.read_text() == "built\n"
+    assert runtime.OpenVinoNetwork(folder)(np.ones((2, 3), np.float32)).shape == (2, 1)
+
+
 def test_other_weights_or_shapes_get_their_own_folder(tmp_path: Path) -> None:
     folders = {runtime.ir_folder(tmp_path, "tiny", sha, [shape])
                for sha in ("ab" * 32, "cd" * 32) for shape in (SHAPE, (-1, 3, 8, 20, 20))}

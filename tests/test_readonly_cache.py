@@ -35,8 +35,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     """``python *args`` as an unprivileged user, with this checkout's talkbench."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([*UNPRIVILEGED, sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT,
-                          check=False,
-                          timeout=120)
+                          check=False, timeout=120)
 
 
 def read_only(path: Path) -> None:
