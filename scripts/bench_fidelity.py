@@ -17,7 +17,10 @@ What it does:
    ``ffmpeg-quality-metrics DIST REF -m psnr ssim``,
    ``pytest benchmarks --talkbench-data DIR --talkbench-metrics psnr,ssim --talkbench-calibrations none`` and
    ``talkbench evaluate --data DIR --metrics psnr,ssim --calibrations none``.
-   Beside them, the case alone: ``evaluate_case`` timed inside one process (imports done, no pytest).
+   Beside them, the case alone: ``evaluate_case`` timed inside one process (imports done, no pytest), and
+   two floors: ``ffmpeg -i DIST -i REF ... -f null -`` (decoding both videos, which every tool must do) and
+   the pytest command with ``--co`` (its start and collection); fqm's time over their sum bounds what the
+   pytest route can reach.
    Prints the median wall time, the median CPU seconds (the process and its children), the peak RSS
    (largest single process of the command, from wait4) and each command's speed-up over
    ffmpeg-quality-metrics, with the load average of the machine before and after.
@@ -134,6 +137,12 @@ def commands(data: Path) -> dict[str, list[str]]:
                    "-p", "no:cacheprovider"],
         "cli": [str(bindir / "talkbench"), "evaluate", "--data", str(data), "--metrics", "psnr,ssim",
                 "--calibrations", "none"],
+        # the floors: decoding both videos and nothing else (every tool does), and pytest's start and collection
+        "decode": ["ffmpeg", "-v", "error", "-nostdin", "-i", str(dist), "-i", str(ref), "-map", "0:v", "-map", "1:v",
+                   "-f", "null", "-"],
+        "collect": [sys.executable, "-m", "pytest", "benchmarks", "--talkbench-data", str(data),
+                    "--talkbench-metrics", "psnr,ssim", "--talkbench-calibrations", "none", "-q",
+                    "-p", "no:cacheprovider", "--co"],
     }
 
 
@@ -142,6 +151,8 @@ LABELS = {
     "pytest": "pytest benchmarks --talkbench-metrics psnr,ssim",
     "cli": "talkbench evaluate --metrics psnr,ssim",
     "case": "evaluate_case in process (the case alone)",
+    "decode": "floor: ffmpeg decoding both videos, -f null",
+    "collect": "floor: pytest benchmarks ... --co (start, collection)",
 }
 
 
@@ -194,6 +205,8 @@ def bench_pair(name: str, data: Path, env: dict[str, str], repeats: int) -> dict
         cpu = f"{m['cpu']:6.2f}" if m["cpu"] == m["cpu"] else f"{'-':>6s}"
         rss = f"{m['rss']:5.0f} MiB" if m["rss"] == m["rss"] else f"{'-':>9s}"
         print(f"  {label:50s} {m['wall']:7.2f} {cpu} {rss} {med['fqm']['wall'] / m['wall']:8.2f}x")
+    bound = med["fqm"]["wall"] / (med["collect"]["wall"] + med["decode"]["wall"])
+    print(f"  pytest's bound: fqm / (start and collection + decoding both videos) = {bound:.2f}x")
     target = TARGETS[name]
     for key in ("pytest", "cli"):
         ratio = med["fqm"]["wall"] / med[key]["wall"]
