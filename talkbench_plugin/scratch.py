@@ -53,12 +53,18 @@ def temp_prefix(dest: Path) -> str:
     return f".{dest.stem}.{os.getpid()}@{host()}."
 
 
+def left_by_dead_process(path: Path, start: str) -> bool:
+    """Whether temporary ``path`` (named ``<start><pid>@<host>.…``) was left by a process of this machine that
+    no longer exists."""
+    pid, _, machine = path.name[len(start):].split(".", 1)[0].partition("@")
+    return machine == host() and pid.isdigit() and not alive(int(pid))
+
+
 def sweep_temp_files(dest: Path) -> None:
     """Remove ``dest``'s hidden temporary files left by processes of this machine that no longer exist."""
     start = f".{dest.stem}."
     for old in dest.parent.glob(f"{start}*{dest.suffix}"):
-        pid, _, machine = old.name[len(start):].split(".", 1)[0].partition("@")
-        if machine == host() and pid.isdigit() and not alive(int(pid)):
+        if left_by_dead_process(old, start):
             try:
                 old.unlink()
             except OSError:

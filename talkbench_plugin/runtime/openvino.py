@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import lock_for
-from ..scratch import alive, host, temp_prefix
+from ..scratch import left_by_dead_process, temp_prefix
 
 RUNTIMES = ("openvino", "torch")
 _MODEL = "model.xml"
@@ -48,8 +48,7 @@ def _sweep(folder: Path) -> None:
     """Remove ``folder``'s temporary twins left by killed processes of this machine."""
     start = f".{folder.name}."
     for old in folder.parent.glob(f"{start}*"):
-        pid, _, machine = old.name[len(start):].split(".", 1)[0].partition("@")
-        if machine == host() and pid.isdigit() and not alive(int(pid)):
+        if left_by_dead_process(old, start):
             shutil.rmtree(old, ignore_errors=True)
 
 
