@@ -18,7 +18,8 @@ What it does:
    real ones so the cost is. Random S3FD finds no face, so on both sides the detector runs (its cost
    counts) and a fixed centred box is used instead of what it found.
 3. talkbench: ``evaluate_case(case, ["lmd", "lmd_face", "csim"])`` (one decode, S3FD at scale 0.25 on
-   batches, FAN on batches, ArcFace on batches, landmarks shared by the three metrics), in a fresh process
+   batches, FAN on batches (OpenVINO, converted into the empty cache in the run; ``--runtime torch``: eager
+   torch), ArcFace on batches, landmarks shared by the three metrics), in a fresh process
    timed inside it (models loaded included, imports not), its peak RSS (the process's ``VmHWM``); again on a
    ``--rss-seconds`` pair to show the peak does not grow with the clip.
 4. The reference, as the READMEs run it: ``ffmpeg`` dumps both videos' frames to PNG, then per frame
@@ -83,18 +84,17 @@ class CentredBox:
         return [self.box[None].copy() for _ in frames]
 
 
-def talkbench(ref: Path, gen: Path, weights_dir: Path, size: int, cache: Path) -> tuple[float, dict]:
+def talkbench(ref: Path, gen: Path, weights_dir: Path, size: int, cache: Path, runtime: str) -> tuple[float, dict]:
     from talkbench_plugin.engine import evaluate_case
-    from talkbench_plugin.face.landmarks import Landmarker, load_detector, load_fan
+    from talkbench_plugin.face.landmarks import Landmarker, load_detector
     from talkbench_plugin.manifest import Case, Pipeline, Segment, Speaker
     from talkbench_plugin.metrics import face
     from talkbench_plugin.options.face import FaceOptions
 
-    options = FaceOptions(weights=str(weights_dir))
-    face._LANDMARKERS[options] = Landmarker(options, CentredBox(load_detector(str(weights_dir)), size),
-                                            load_fan(str(weights_dir)))
+    options = FaceOptions(weights=str(weights_dir), runtime=runtime)
+    start = time.perf_counter()  # FAN's OpenVINO conversion into the empty cache counts
+    face._LANDMARKERS[options] = Landmarker(options, CentredBox(load_detector(str(weights_dir)), size), cache=cache)
     case = Case(Speaker("bench", "en", ref), Pipeline("degraded", "dubbing", "x"), gen, Segment())
-    start = time.perf_counter()
     record = evaluate_case(case, ["lmd", "lmd_face", "csim"], cache, options={"face": options})
     seconds = time.perf_counter() - start
     if record["error"] or any(m.get("error") for m in record["metrics"].values()):
@@ -140,10 +140,10 @@ def reference(ref: Path, gen: Path, weights_dir: Path, size: int, work: Path) ->
     return seconds, {"lmd": float(np.mean(lmd)), "csim": float(np.mean(sims)), "frames": len(lmd)}
 
 
-def child(ref: str, gen: str, weights_dir: str, size: str, cache: str) -> None:
+def child(ref: str, gen: str, weights_dir: str, size: str, cache: str, runtime: str) -> None:
     """talkbench's side, in this fresh process: one JSON line."""
     register(Path(weights_dir))
-    seconds, values = talkbench(Path(ref), Path(gen), Path(weights_dir), int(size), Path(cache))
+    seconds, values = talkbench(Path(ref), Path(gen), Path(weights_dir), int(size), Path(cache), runtime)
     print(child_result({"seconds": seconds, **values}))
 
 
@@ -154,7 +154,9 @@ def main() -> None:
     parser.add_argument("--reference-seconds", type=float, help="run the reference on this prefix only")
     parser.add_argument("--rss-seconds", type=float, default=10.0, help="a shorter pair for peak RSS (0: none)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--runtime", choices=("openvino", "torch"), default="openvino",
+                        help="what runs FAN (talkbench's --talkbench-runtime)")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
@@ -167,7 +169,8 @@ def main() -> None:
         register(work / "weights")
         pairs = {s: build_pair(work / f"pair-{s:g}s", s, args.size)
                  for s in {args.seconds, ref_seconds, *([args.rss_seconds] if args.rss_seconds else [])}}
-        tb, rss = fresh_process(Path(__file__), *pairs[args.seconds], work / "weights", args.size, work / "cache")
+        tb, rss = fresh_process(Path(__file__), *pairs[args.seconds], work / "weights", args.size, work / "cache",
+                                args.runtime)
         tb_s = tb.pop("seconds")
         print(f"talkbench: {tb_s:.1f} s for {tb['frames']} pairs ({args.seconds:g} s), peak RSS {rss:.0f} MiB; "
               f"{load()}", flush=True)
@@ -177,7 +180,7 @@ def main() -> None:
         short = None
         if args.rss_seconds:
             short, short_rss = fresh_process(Path(__file__), *pairs[args.rss_seconds], work / "weights", args.size,
-                                             work / "cache-short")
+                                             work / "cache-short", args.runtime)
             short = {"seconds_of_video": args.rss_seconds, "frames": short["frames"], "wall_s": short["seconds"],
                      "peak_rss_mib": short_rss}
     result = {"seconds": args.seconds, "size": args.size, "load": load(),

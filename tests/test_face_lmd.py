@@ -15,7 +15,6 @@ from talkbench_plugin.engine import evaluate_case
 from talkbench_plugin.face.landmarks import (
     FaceProblem,
     Landmarker,
-    load_fan,
     write_random_fan,
 )
 from talkbench_plugin.manifest import CALIBRATION, Case, Pipeline, Segment, Speaker
@@ -67,12 +66,17 @@ def _reference_landmarks(fan_path: Path, frames: np.ndarray, monkeypatch: pytest
     return np.stack([fa.get_landmarks_from_image(f, detected_faces=[BOX])[0] for f in frames])
 
 
-def test_landmarks_and_lmd_agree_with_face_alignment(fan_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
+def test_landmarks_and_lmd_agree_with_face_alignment(fan_weights: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path, runtime: str) -> None:
     from talkbench_plugin.metrics import face
 
     frames = moving_frames(2, 128, 128, seed=1)
-    options = FaceOptions(min_face_size=32, weights=str(fan_weights))
-    monkeypatch.setitem(face._LANDMARKERS, options, Landmarker(options, Boxes(BOX), load_fan(str(fan_weights))))
+    options = FaceOptions(min_face_size=32, weights=str(fan_weights), runtime=runtime)
+    marker = Landmarker(options, Boxes(BOX), cache=tmp_path)
+    assert marker.protocol()["landmarks"]["runtime"].startswith({"openvino": "OpenVINO", "torch": "torch"}[runtime])
+    assert (tmp_path / "openvino").is_dir() == (runtime == "openvino")
+    monkeypatch.setitem(face._LANDMARKERS, options, marker)
     pairs = _pairs(frames, frames[::-1])
     theirs = _reference_landmarks(fan_weights / weights.spec_for("fan2d").filename, frames, monkeypatch)
     for name, points in (("lmd", slice(48, 68)), ("lmd_face", slice(0, 68))):

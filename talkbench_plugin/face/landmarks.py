@@ -13,7 +13,9 @@ Differences: the crops of a batch go through FAN together (up to ``FAN_BATCH`` p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from ..options.face import FaceOptions
 
 FAN_BATCH = 2  # crops per FAN forward: on CPU 1-4 crops take ~1.6x less time each than 8 or more, ~40 MiB a crop
 _S3FD_MIN_INPUT = 28  # pixels: S3FD's pooling needs this much of the scaled frame's smaller side
-_NETS: dict[tuple[str, str, str], Any] = {}
+_NETS: dict[tuple[str, ...], Any] = {}
 
 
 class FaceProblem(Exception):
@@ -38,21 +40,59 @@ class FrameFaces:
     boxes: np.ndarray  # (N, 5) the S3FD box [x1, y1, x2, y2, score] each frame's landmarks come from
 
 
-def load_fan(directory: str | None = None, device: str = "cpu") -> Any:
-    """face-alignment's 2D FAN (4 stacks) with the pinned 2DFAN4 weights, once per process."""
-    key = ("fan2d", str(weights.weight_path("fan2d", directory)), device)
-    if key not in _NETS:
-        from face_alignment.models import FAN
+def runtime(options: FaceOptions, cache: Path | None) -> str:
+    """What runs FAN: OpenVINO when asked for on the CPU with a cache to convert into, else torch."""
+    return "openvino" if options.runtime == "openvino" and options.device == "cpu" and cache else "torch"
 
-        net = FAN(4)
-        state = weights.load_state("fan2d", directory)
-        try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise weights.WeightsError(f"the weights do not fit face-alignment's 2D FAN: "
-                                       f"{str(exc).splitlines()[0]}") from None
-        _NETS[key] = net.to(device).eval()
+
+def load_fan(directory: str | None = None, device: str = "cpu", cache: Path | None = None) -> Callable[[Any], Any]:
+    """face-alignment's 2D FAN (4 stacks) with the pinned 2DFAN4 weights, once per process and setting: a
+    function from a crop batch (N, 3, 256, 256) to its last stack's heatmaps. Given a ``cache``, FAN is
+    converted into it once and run by OpenVINO on the CPU (``runtime.openvino``)."""
+    key = ("fan2d", str(weights.weight_path("fan2d", directory)), device, str(cache))
+    if key not in _NETS:
+        import torch
+
+        if cache is not None:
+            from ..runtime.openvino import OpenVinoNetwork, converted, ir_folder
+
+            shapes = [(-1, 3, 256, 256)]
+            folder = ir_folder(cache, "fan2d", weights.verified_sha256("fan2d", directory), shapes)
+            net = OpenVinoNetwork(converted(folder, lambda: _last_stack(directory), (torch.zeros(1, 3, 256, 256),),
+                                            shapes))
+            _NETS[key] = lambda x: torch.from_numpy(net(x.numpy()))
+        else:
+            fan = _fan_module(directory).to(device)
+            _NETS[key] = lambda x: fan(x)[-1]
     return _NETS[key]
+
+
+def _fan_module(directory: str | None) -> Any:
+    from face_alignment.models import FAN
+
+    net = FAN(4)
+    state = weights.load_state("fan2d", directory)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise weights.WeightsError(f"the weights do not fit face-alignment's 2D FAN: "
+                                   f"{str(exc).splitlines()[0]}") from None
+    return net.eval()
+
+
+def _last_stack(directory: str | None) -> Any:
+    """FAN giving only its last stack's heatmaps (what the landmarks come from), the module converted."""
+    import torch
+
+    class LastStack(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fan = _fan_module(directory)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fan(x)[-1]
+
+    return LastStack().eval()
 
 
 def load_detector(directory: str | None = None, device: str = "cpu") -> Any:
@@ -82,10 +122,13 @@ def crop_geometry(box: np.ndarray) -> tuple[np.ndarray, float]:
 class Landmarker:
     """S3FD + FAN for batches of RGB frames; one face per frame or a ``FaceProblem``."""
 
-    def __init__(self, options: FaceOptions, detector: Any = None, fan: Any = None) -> None:
+    def __init__(self, options: FaceOptions, detector: Any = None, fan: Callable[[Any], Any] | None = None,
+                 cache: Path | None = None) -> None:
         self.options = options
         self.detector = detector if detector is not None else load_detector(options.weights, options.device)
-        self.fan = fan if fan is not None else load_fan(options.weights, options.device)
+        self.runtime = "torch" if fan is not None else runtime(options, cache)
+        self.fan = fan if fan is not None else load_fan(options.weights, options.device,
+                                                        cache if self.runtime == "openvino" else None)
 
     def boxes(self, frames: np.ndarray, where: list[str]) -> np.ndarray:
         """One S3FD box per frame; ``where[i]`` names frame i in the error of a frame without one."""
@@ -124,9 +167,9 @@ class Landmarker:
         with torch.inference_mode():
             for start in range(0, len(crops), FAN_BATCH):
                 x = torch.from_numpy(crops[start:start + FAN_BATCH]).to(self.options.device)
-                heatmaps = self.fan(x)[-1]
+                heatmaps = self.fan(x)
                 if self.options.flip_input:
-                    heatmaps = heatmaps + flip(self.fan(flip(x))[-1], is_label=True)
+                    heatmaps = heatmaps + flip(self.fan(flip(x)), is_label=True)
                 chunks.append(heatmaps.to("cpu", torch.float32).numpy())
         heatmaps = np.concatenate(chunks)
         points = [get_preds_fromhm(heatmaps[i:i + 1], c, s)[1].reshape(NUM_LANDMARKS, 2)
@@ -140,7 +183,9 @@ class Landmarker:
                              "faces_per_frame": 1, "min_face_size": self.options.min_face_size},
                 "landmarks": {"model": "face-alignment 2DFAN4 (68 2-D points)", "crop": "256x256, face-alignment's "
                               "centre/scale from the box", "flip_input": self.options.flip_input,
-                              "weights_sha256": weights.spec_for("fan2d").sha256}}
+                              "weights_sha256": weights.spec_for("fan2d").sha256,
+                              "runtime": ("OpenVINO CPU, f32 (IR converted from the torch module, fp32 weights)"
+                                          if self.runtime == "openvino" else f"torch on {self.options.device}")}}
 
 
 def write_random_fan(path: Any, seed: int = 0) -> Any:

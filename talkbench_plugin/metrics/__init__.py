@@ -65,8 +65,8 @@ def family_options(options: Mapping[str, Any], family: str) -> Any:
 def make_metric(name: str, convention: str = "ffmpeg", options: Mapping[str, Any] | None = None,
                 case: Any = None, cache: Path | None = None) -> Metric:
     """A fresh metric object for one case. ``convention`` picks FFmpeg's YUV or scikit-image's RGB; the
-    face metrics take ``options["face"]`` and the ``case`` (its files, its identity source); LPIPS converts
-    its network into ``cache``; other names are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
+    face metrics take ``options["face"]`` and the ``case`` (its files, its identity source); LPIPS and FAN
+    convert their networks into ``cache``; other names are pyiqa's full-reference metrics, with ``options["pyiqa"]``."""
     if name == "lpips":  # talkbench's own, before pyiqa's metric of that name
         from .perceptual import LpipsMetric
 
@@ -74,7 +74,7 @@ def make_metric(name: str, convention: str = "ffmpeg", options: Mapping[str, Any
     if name in FACE:
         from .face import make_face_metric
 
-        return make_face_metric(name, case, (options or {}).get("face"))
+        return make_face_metric(name, case, (options or {}).get("face"), cache)
     if (name, convention) in _CLASSES:
         module, cls = _CLASSES[name, convention]
         return getattr(importlib.import_module(f".{module}", __name__), cls)()

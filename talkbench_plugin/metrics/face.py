@@ -7,6 +7,7 @@ one usable face makes the metric's error (naming the file and the time); the cas
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -24,16 +25,18 @@ OUTER_EYE_CORNERS = (36, 45)
 _LANDMARKERS: dict[FaceOptions, Landmarker] = {}
 
 
-def landmarker(options: FaceOptions) -> Landmarker:
-    """The process's S3FD + FAN for ``options`` (the networks load once)."""
+def landmarker(options: FaceOptions, cache: Path | None = None) -> Landmarker:
+    """The process's S3FD + FAN for ``options`` (the networks load once; FAN's OpenVINO conversion goes into
+    the first case's ``cache``)."""
     if options not in _LANDMARKERS:
         from ..face.landmarks import Landmarker
 
-        _LANDMARKERS[options] = Landmarker(options)
+        _LANDMARKERS[options] = Landmarker(options, cache=cache)
     return _LANDMARKERS[options]
 
 
-def side_faces(pairs: FramePairs, side: str, options: FaceOptions, path: Any, shift: float = 0.0) -> FrameFaces:
+def side_faces(pairs: FramePairs, side: str, options: FaceOptions, path: Any, shift: float = 0.0,
+               cache: Path | None = None) -> FrameFaces:
     """Landmarks of one side of a batch, computed once for all the face metrics (a problem is kept too);
     ``shift`` turns the reference timeline into the video's own for the error message."""
     from ..face.landmarks import FaceProblem
@@ -44,7 +47,7 @@ def side_faces(pairs: FramePairs, side: str, options: FaceOptions, path: Any, sh
         name = "reference" if side == "ref" else "generated"
         where = [f"the {name} frame at {t - shift:.3f} s of {path}" for t in pairs.times]
         try:
-            pairs.shared[key] = landmarker(options).landmarks(frames, where)
+            pairs.shared[key] = landmarker(options, cache).landmarks(frames, where)
         except FaceProblem as exc:
             pairs.shared[key] = exc
     found = pairs.shared[key]
@@ -56,9 +59,11 @@ def side_faces(pairs: FramePairs, side: str, options: FaceOptions, path: Any, sh
 class FaceMetric(Metric):
     """A face metric for one case: the first frame without a usable face ends it with that error."""
 
-    def __init__(self, case: Case | None = None, options: FaceOptions | None = None) -> None:
+    def __init__(self, case: Case | None = None, options: FaceOptions | None = None,
+                 cache: Path | None = None) -> None:
         self.case = case
         self.options = options or FaceOptions()
+        self.cache = cache
         self.error: str | None = None
 
     def update(self, pairs: FramePairs) -> None:
@@ -85,10 +90,10 @@ class FaceMetric(Metric):
     def faces(self, pairs: FramePairs, side: str) -> FrameFaces:
         """``side_faces`` of this case's reference ("ref") or generated ("gen") frames."""
         if self.case is None:
-            return side_faces(pairs, side, self.options, f"the {side} video")
+            return side_faces(pairs, side, self.options, f"the {side} video", cache=self.cache)
         if side == "ref":
-            return side_faces(pairs, side, self.options, self.case.speaker.reference)
-        return side_faces(pairs, side, self.options, self.case.generated, self.case.offset)
+            return side_faces(pairs, side, self.options, self.case.speaker.reference, cache=self.cache)
+        return side_faces(pairs, side, self.options, self.case.generated, self.case.offset, self.cache)
 
 
 class LandmarkDistance(FaceMetric):
@@ -100,8 +105,9 @@ class LandmarkDistance(FaceMetric):
     unit = "px"
     POINTS: ClassVar[dict[str, slice]] = {"lmd": MOUTH, "lmd_face": slice(0, 68)}
 
-    def __init__(self, name: str, case: Case | None = None, options: FaceOptions | None = None) -> None:
-        super().__init__(case, options)
+    def __init__(self, name: str, case: Case | None = None, options: FaceOptions | None = None,
+                 cache: Path | None = None) -> None:
+        super().__init__(case, options, cache)
         self.name = name
         self.pixels: list[float] = []
         self.normalised: list[float] = []
@@ -121,7 +127,7 @@ class LandmarkDistance(FaceMetric):
 
     def protocol(self) -> dict[str, Any]:
         points = self.POINTS[self.name]
-        return {**landmarker(self.options).protocol(),
+        return {**landmarker(self.options, self.cache).protocol(),
                 "points": f"{points.start}-{points.stop - 1} ({'mouth' if self.name == 'lmd' else 'all 68'})",
                 "distance": "per frame: mean Euclidean distance over the points, reference vs generated landmarks "
                             "in the reference frame's pixels; value: mean over the aligned frames",
@@ -142,8 +148,9 @@ class IdentitySimilarity(FaceMetric):
     name = "csim"
     higher_is_better = True
 
-    def __init__(self, case: Case | None = None, options: FaceOptions | None = None) -> None:
-        super().__init__(case, options)
+    def __init__(self, case: Case | None = None, options: FaceOptions | None = None,
+                 cache: Path | None = None) -> None:
+        super().__init__(case, options, cache)
         self.values: list[float] = []
         self._model: Any = None
         self._source: np.ndarray | None = None  # the source image's embedding (one-shot)
@@ -180,7 +187,7 @@ class IdentitySimilarity(FaceMetric):
                                  f"{pipeline.name}; set speakers.{speaker.id}.image in the manifest (the source "
                                  "image the pipeline animates)")
         image = read_image(speaker.image)[None]
-        faces = landmarker(self.options).landmarks(image, [f"the identity image {speaker.image}"])
+        faces = landmarker(self.options, self.cache).landmarks(image, [f"the identity image {speaker.image}"])
         return embed(self.arcface(), image, faces.points)[0]
 
     def compute(self) -> MetricValue:
@@ -192,7 +199,7 @@ class IdentitySimilarity(FaceMetric):
     def protocol(self) -> dict[str, Any]:
         from .. import weights
 
-        return {**landmarker(self.options).protocol(),
+        return {**landmarker(self.options, self.cache).protocol(),
                 "embedding": {"model": "insightface ArcFace (buffalo_l w600k_r50.onnx, onnxruntime)",
                               "alignment": "insightface face_align.norm_crop 112x112 on 5 points from the 68 FAN "
                                            "landmarks (eye centres 36-41 / 42-47, nose tip 30, mouth corners 48, 54)",
@@ -217,10 +224,11 @@ def read_image(path: Any) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def make_face_metric(name: str, case: Case | None, options: FaceOptions | None) -> Metric:
-    """``lmd``, ``lmd_face`` or ``csim`` for ``case``."""
+def make_face_metric(name: str, case: Case | None, options: FaceOptions | None,
+                     cache: Path | None = None) -> Metric:
+    """``lmd``, ``lmd_face`` or ``csim`` for ``case``; FAN converts into ``cache`` (OpenVINO)."""
     if name in LandmarkDistance.POINTS:
-        return LandmarkDistance(name, case, options)
+        return LandmarkDistance(name, case, options, cache)
     if name == "csim":
-        return IdentitySimilarity(case, options)
+        return IdentitySimilarity(case, options, cache)
     raise KeyError(f"unknown face metric {name!r}")

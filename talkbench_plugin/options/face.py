@@ -19,6 +19,7 @@ class FaceOptions:
     flip_input: bool = False  # face-alignment's option (its README runs FaceAlignment with flip_input=False)
     weights: str | None = None  # weights directory (default: $TALKBENCH_WEIGHTS or the cache's)
     device: str = "cpu"
+    runtime: str = "openvino"  # or "torch": what runs FAN on the CPU (the same landmarks to fp32 rounding)
 
     def __post_init__(self) -> None:
         if self.min_face_size < 1:
@@ -30,4 +31,4 @@ class FaceOptions:
         return ("s3fd", "fan2d", "arcface") if metric in IDENTITY_METRICS else ("s3fd", "fan2d")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("weights", "device")}
+        return {k: v for k, v in asdict(self).items() if k not in ("weights", "device", "runtime")}
