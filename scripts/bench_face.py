@@ -40,6 +40,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,7 @@ def reference(ref: Path, gen: Path, weights_dir: Path, size: int, work: Path) ->
     fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, flip_input=False, device="cpu",
                                       compile=False)
     arcface = ArcFaceONNX(model_file=str(weights_dir / weights.spec_for("arcface").filename))
+    warnings.filterwarnings("ignore", category=FutureWarning, module="insightface")  # one per frame: its norm_crop
     box = np.array([0.2 * size, 0.15 * size, 0.8 * size, 0.85 * size, 0.99])
     start = time.perf_counter()
     for name, video in (("ref", ref), ("gen", gen)):
