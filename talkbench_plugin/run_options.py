@@ -56,9 +56,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "lpips-net": {"choices": ("alex", "vgg"), "default": "alex",
                   "help": "LPIPS backbone: alex (v0.1, the papers' default) or vgg (default: %(default)s)"},
     "runtime": {"choices": ("openvino", "torch"), "default": "openvino",
-                "help": "what runs FVD's I3D, LPIPS's network and the face metrics' FAN on the CPU: OpenVINO in f32 (converted once per "
-                        "weights file into the cache; the same values to fp32 rounding, faster here) or eager "
-                        "torch (default: %(default)s)"},
+                "help": "what runs FVD's I3D, LPIPS's network and the face metrics' FAN on the CPU: OpenVINO "
+                        "in f32 (converted once per weights file into the cache; the same values to fp32 rounding, "
+                        "faster here) or eager torch (default: %(default)s)"},
 }
 
 
@@ -86,6 +86,7 @@ def family_options(value: Callable[[str], Any], weights: str, device: str,
                        value("sync_combine"), weights, device)
     inception = InceptionOptions(value("fid_sampling"), weights=weights, device=device, moments_dir=moments_dir)
     return {"sync": sync, "fid": inception, "inception_score": inception, "pyiqa": IqaOptions(weights, device),
-            "cpbd": CpbdOptions(value("cpbd_sampling")), "lpips": LpipsOptions(value("lpips_net"), weights, device, runtime=value("runtime")),
+            "cpbd": CpbdOptions(value("cpbd_sampling")),
+            "lpips": LpipsOptions(value("lpips_net"), weights, device, runtime=value("runtime")),
             "fvd": FvdOptions(weights, device, moments_dir, runtime=value("runtime")),
             "face": FaceOptions(weights=weights, device=device, runtime=value("runtime"))}

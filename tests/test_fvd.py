@@ -66,7 +66,8 @@ def clips(path: Path) -> np.ndarray:
     return frames[: n * 16].reshape(n, 16, *frames.shape[1:])
 
 
-def evaluate(gen: Path, ref: Path, tmp_path: Path, folder: Path, case_id: str = "P", runtime: str = "openvino") -> dict:
+def evaluate(gen: Path, ref: Path, tmp_path: Path, folder: Path, case_id: str = "P",
+             runtime: str = "openvino") -> dict:
     # no coverage rule: a generated video shorter than the reference must meet FVD's own rule here
     case = Case(Speaker("s", "en", ref), Pipeline(case_id, "dubbing", "x", min_coverage=0.0), gen, Segment())
     options = FvdOptions(weights=str(folder), moments_dir=str(tmp_path / "run"), runtime=runtime)
@@ -78,7 +79,8 @@ def evaluate(gen: Path, ref: Path, tmp_path: Path, folder: Path, case_id: str = 
 def test_fvd_agrees_with_cd_fvd(videos: dict[str, Path], i3d: Path, i3d_file: Path, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch, runtime: str) -> None:
     record = evaluate(videos["gen"], videos["ref"], tmp_path, i3d, runtime=runtime)
-    assert record["metrics"]["fvd"]["protocol"]["runtime"].startswith({"openvino": "OpenVINO CPU, f32", "torch": "torch"}[runtime])
+    runner = record["metrics"]["fvd"]["protocol"]["runtime"]
+    assert runner.startswith({"openvino": "OpenVINO CPU, f32", "torch": "torch"}[runtime])
     entry = record["metrics"]["fvd"]
     assert entry["details"]["clips"] == {"reference": 2, "generated": 2}
     assert entry["details"]["unused_frames"]["reference"] == 5 and not entry["details"]["reference_cached"]

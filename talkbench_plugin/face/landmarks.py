@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import weights
 from ..options.face import FaceOptions
+from ..runtime.openvino import openvino_network, runtime_described, use_openvino
 
 FAN_BATCH = 2  # crops per FAN forward: on CPU 1-4 crops take ~1.6x less time each than 8 or more, ~40 MiB a crop
 _S3FD_MIN_INPUT = 28  # pixels: S3FD's pooling needs this much of the scaled frame's smaller side
@@ -40,11 +41,6 @@ class FrameFaces:
     boxes: np.ndarray  # (N, 5) the S3FD box [x1, y1, x2, y2, score] each frame's landmarks come from
 
 
-def runtime(options: FaceOptions, cache: Path | None) -> str:
-    """What runs FAN: OpenVINO when asked for on the CPU with a cache to convert into, else torch."""
-    return "openvino" if options.runtime == "openvino" and options.device == "cpu" and cache else "torch"
-
-
 def load_fan(directory: str | None = None, device: str = "cpu", cache: Path | None = None) -> Callable[[Any], Any]:
     """face-alignment's 2D FAN (4 stacks) with the pinned 2DFAN4 weights, once per process and setting: a
     function from a crop batch (N, 3, 256, 256) to its last stack's heatmaps. Given a ``cache``, FAN is
@@ -54,12 +50,8 @@ def load_fan(directory: str | None = None, device: str = "cpu", cache: Path | No
         import torch
 
         if cache is not None:
-            from ..runtime.openvino import OpenVinoNetwork, converted, ir_folder
-
-            shapes = [(-1, 3, 256, 256)]
-            folder = ir_folder(cache, "fan2d", weights.verified_sha256("fan2d", directory), shapes)
-            net = OpenVinoNetwork(converted(folder, lambda: _last_stack(directory), (torch.zeros(1, 3, 256, 256),),
-                                            shapes))
+            net = openvino_network(cache, "fan2d", weights.verified_sha256("fan2d", directory),
+                                   lambda: _last_stack(directory), (torch.zeros(1, 3, 256, 256),), [(-1, 3, 256, 256)])
             _NETS[key] = lambda x: torch.from_numpy(net(x.numpy()))
         else:
             fan = _fan_module(directory).to(device)
@@ -126,9 +118,9 @@ class Landmarker:
                  cache: Path | None = None) -> None:
         self.options = options
         self.detector = detector if detector is not None else load_detector(options.weights, options.device)
-        self.runtime = "torch" if fan is not None else runtime(options, cache)
+        self.openvino = fan is None and use_openvino(options.runtime, options.device, cache)
         self.fan = fan if fan is not None else load_fan(options.weights, options.device,
-                                                        cache if self.runtime == "openvino" else None)
+                                                        cache if self.openvino else None)
 
     def boxes(self, frames: np.ndarray, where: list[str]) -> np.ndarray:
         """One S3FD box per frame; ``where[i]`` names frame i in the error of a frame without one."""
@@ -184,8 +176,7 @@ class Landmarker:
                 "landmarks": {"model": "face-alignment 2DFAN4 (68 2-D points)", "crop": "256x256, face-alignment's "
                               "centre/scale from the box", "flip_input": self.options.flip_input,
                               "weights_sha256": weights.spec_for("fan2d").sha256,
-                              "runtime": ("OpenVINO CPU, f32 (IR converted from the torch module, fp32 weights)"
-                                          if self.runtime == "openvino" else f"torch on {self.options.device}")}}
+                              "runtime": runtime_described(self.openvino, self.options.device)}}
 
 
 def write_random_fan(path: Any, seed: int = 0) -> Any:

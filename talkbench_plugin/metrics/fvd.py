@@ -32,6 +32,7 @@ from ..errors import TalkbenchError
 from ..fid import cache as moments_cache
 from ..fid.frechet import frechet_distance
 from ..fid.moments import Moments
+from ..runtime.openvino import openvino_network, runtime_described, use_openvino
 from ..timing import StageTimer
 from .base import CaseMedia, MetricValue, StreamMetric, segment_window
 
@@ -70,24 +71,18 @@ def load_i3d(options: FvdOptions) -> Any:
     return net.eval()
 
 
-def runtime(options: FvdOptions) -> str:
-    """What runs I3D: OpenVINO when asked for on the CPU (it has no other device here), else torch."""
-    return "openvino" if options.runtime == "openvino" and options.device == "cpu" else "torch"
-
-
 def i3d(options: FvdOptions, cache: Path) -> Callable[[Any], np.ndarray]:
     """I3D as a function from a (B, 3, 16, 224, 224) float32 batch to its (B, 400) float64 logits (cd-fvd's
-    ``get_i3d_logits``), built once per process and setting; its OpenVINO IR is converted once into ``cache``."""
-    key = (str(weights.weight_path("i3d", options.weights)), options.device, runtime(options), str(cache))
+    ``get_i3d_logits``), built once per process and setting; OpenVINO's IR is converted once into ``cache``."""
+    openvino = use_openvino(options.runtime, options.device, cache)
+    key = (str(weights.weight_path("i3d", options.weights)), options.device, str(cache) if openvino else "torch")
     if key not in _NETS:
         import torch
 
-        if runtime(options) == "openvino":
-            from ..runtime.openvino import OpenVinoNetwork, converted, ir_folder
-
+        if openvino:
             shape = (-1, 3, CLIP, SIZE, SIZE)
-            folder = ir_folder(cache, "i3d", weights.verified_sha256("i3d", options.weights), [shape])
-            net = OpenVinoNetwork(converted(folder, lambda: load_i3d(options), (torch.zeros(1, *shape[1:]),), [shape]))
+            net = openvino_network(cache, "i3d", weights.verified_sha256("i3d", options.weights),
+                                   lambda: load_i3d(options), (torch.zeros(1, *shape[1:]),), [shape])
             _NETS[key] = lambda batch: net(batch.numpy()).astype(np.float64)
         else:
             module = load_i3d(options).to(options.device, memory_format=torch.channels_last_3d)
@@ -165,9 +160,10 @@ class FvdMetric(StreamMetric):
                 "resize": f"bilinear to {SIZE}x{SIZE}, [-1, 1] (cdfvd preprocess_i3d)"}
 
     def protocol(self) -> dict[str, Any]:
-        runner = ("OpenVINO CPU, f32 (IR converted from the torch module, fp32 weights)"
-                  if runtime(self.options) == "openvino" else f"torch on {self.options.device}")
-        return {**self._protocol(), "runtime": runner, "statistics": "mean and covariance normalised by the clip count (cd-fvd)",
+        runner = runtime_described(use_openvino(self.options.runtime, self.options.device, self.media.cache),
+                                    self.options.device)
+        return {**self._protocol(), "runtime": runner,
+                "statistics": "mean and covariance normalised by the clip count (cd-fvd)",
                 "distance": "Fréchet distance, eigenvalue route"}
 
     def update_frame(self, side: str, time: float, frame: av.VideoFrame) -> bool:

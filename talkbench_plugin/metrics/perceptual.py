@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import weights
 from ..errors import TalkbenchError
+from ..runtime.openvino import openvino_network, runtime_described, use_openvino
 from .base import FramePairs, Metric, MetricValue
 
 BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}  # LPIPS net -> the registry's torchvision backbone
@@ -80,38 +81,31 @@ def build(net: str, backbone: dict[str, Any]) -> Any:
     return model.eval()
 
 
-def runtime(options: LpipsOptions, cache: Path | None) -> str:
-    """What runs the network: OpenVINO when asked for on the CPU with a cache to convert into, else torch."""
-    return "openvino" if options.runtime == "openvino" and options.device == "cpu" and cache else "torch"
-
-
 def network(options: LpipsOptions, cache: Path | None = None) -> Callable[[Any, Any], np.ndarray]:
     """The LPIPS network with the verified backbone as a function of (generated, reference) batches to the
-    per-pair distances, built once per process and setting; its OpenVINO IR is converted once into ``cache``."""
+    per-pair distances, built once per process and setting; OpenVINO's IR is converted once into ``cache``."""
     name = BACKBONES[options.net]
-    key = (str(weights.weight_path(name, options.weights)), options.net, options.device, runtime(options, cache),
-           str(cache))
+    openvino = use_openvino(options.runtime, options.device, cache)
+    key = (str(weights.weight_path(name, options.weights)), options.net, options.device,
+           str(cache) if openvino else "torch")
     if key not in _NETS:
         import torch
 
-        if runtime(options, cache) == "openvino":
-            from ..runtime.openvino import OpenVinoNetwork, converted, ir_folder
+        def module() -> Any:
+            return build(options.net, weights.load_state(name, options.weights))
 
+        if openvino:
             linear = hashlib.sha256(linear_weights(options.net).read_bytes()).hexdigest()
-            shapes = [(-1, 3, -1, -1)] * 2
-            folder = ir_folder(cache, f"lpips-{options.net}", f"{weights.verified_sha256(name, options.weights)}+"
-                               f"{linear}", shapes)
-            example = (torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64))
-            net = OpenVinoNetwork(converted(folder, lambda: build(options.net, weights.load_state(name, options.weights)),
-                                            example, shapes))
+            net = openvino_network(cache, f"lpips-{options.net}",
+                                   f"{weights.verified_sha256(name, options.weights)}+{linear}", module,
+                                   (torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64)), [(-1, 3, -1, -1)] * 2)
             _NETS[key] = lambda gen, ref: net(gen.numpy(), ref.numpy()).astype(np.float64).ravel()
         else:
-            module = build(options.net, weights.load_state(name, options.weights))
-            module = module.to(options.device, memory_format=torch.channels_last)  # CPUs' convolutions prefer it
+            lpips = module().to(options.device, memory_format=torch.channels_last)  # CPUs' convolutions prefer it
 
             def forward(gen: Any, ref: Any) -> np.ndarray:
                 with torch.inference_mode():
-                    return module(gen, ref).flatten().double().cpu().numpy()
+                    return lpips(gen, ref).flatten().double().cpu().numpy()
 
             _NETS[key] = forward
     return _NETS[key]
@@ -146,8 +140,8 @@ class LpipsMetric(Metric):
                 "linear_layers": f"{linear.name} sha256 {hashlib.sha256(linear.read_bytes()).hexdigest()[:16]}",
                 "input": "aligned frame pairs, RGB (generated at the reference's size), scaled to [-1, 1]",
                 "summary": "mean over frames of the spatially averaged distance",
-                "runtime": ("OpenVINO CPU, f32 (IR converted from the torch module, fp32 weights)"
-                            if runtime(self.options, self.cache) == "openvino" else f"torch on {self.options.device}")}
+                "runtime": runtime_described(use_openvino(self.options.runtime, self.options.device, self.cache),
+                                              self.options.device)}
 
     def update(self, pairs: FramePairs) -> None:
         if not len(pairs) or self._error is not None:

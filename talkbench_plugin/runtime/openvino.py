@@ -28,9 +28,25 @@ import numpy as np
 from ..cache import lock_for
 from ..scratch import left_by_dead_process, temp_prefix
 
-RUNTIMES = ("openvino", "torch")
 _MODEL = "model.xml"
 _CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+
+
+def use_openvino(runtime: str, device: str, cache: Path | None) -> bool:
+    """Whether a network runs here: asked for (``--talkbench-runtime``), on the CPU (OpenVINO's only device
+    in this project) and with a cache to convert into."""
+    return runtime == "openvino" and device == "cpu" and cache is not None
+
+
+def runtime_described(openvino: bool, device: str) -> str:
+    """What ran a network, as the metrics' protocols record it."""
+    return "OpenVINO CPU, f32 (IR converted from the torch module, fp32 weights)" if openvino else f"torch on {device}"
+
+
+def openvino_network(cache: Path, name: str, weights_sha256: str, build: Callable[[], Any], example: tuple[Any, ...],
+            shapes: Sequence[Sequence[int]]) -> OpenVinoNetwork:
+    """``build()``'s network for these weights, converted into ``cache`` unless it is there, compiled."""
+    return OpenVinoNetwork(converted(ir_folder(cache, name, weights_sha256, shapes), build, example, shapes))
 
 
 def ir_folder(cache: Path, name: str, weights_sha256: str, shapes: Sequence[Sequence[int]]) -> Path:
@@ -87,7 +103,6 @@ class OpenVinoNetwork:
         import openvino
 
         core = openvino.Core()
-        self.folder = folder
         self.compiled = core.compile_model(core.read_model(folder / _MODEL), "CPU", _CONFIG)
         self._request = self.compiled.create_infer_request()
 
