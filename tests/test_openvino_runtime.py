@@ -16,6 +16,7 @@ import torch
 from talkbench_plugin.runtime import openvino as runtime
 from talkbench_plugin.scratch import host
 
+ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (-1, 3, 4, 20, 20)
 
 
@@ -68,8 +69,7 @@ print(converted(Path(sys.argv[1]), build, (torch.zeros(1, 3),), [(-1, 3)]))
 
 def test_processes_converting_one_network_at_once_convert_it_once(tmp_path: Path) -> None:
     folder, log = runtime.ir_folder(tmp_path, "race", "ab" * 32, [(-1, 3)]), tmp_path / "log"
-    root = str(Path(__file__).parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, "-c", RACE, str(folder), str(log)], stdout=subprocess.PIPE, text=True,
                               env=env) for _ in range(3)]
     outs = [proc.communicate(timeout=120)[0].strip() for proc in procs]
